@@ -1,0 +1,408 @@
+package output
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors reported by this package.
+var (
+	// ErrCollision means the result file for a key holds the result of another bucket or
+	// key. It happens only on file systems that fold case or Unicode normalisation; the
+	// existing file is left alone.
+	ErrCollision = errors.New("output: result file holds another key")
+	// ErrInvalid means a file is not a result: it cannot be parsed, or lacks a field.
+	ErrInvalid = errors.New("output: not a result file")
+)
+
+// Result is what is recorded for one processed S3 object. The JSON field names are a
+// contract with users and scripts.
+type Result struct {
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"` // decoded: "+" is a space, %XX decoded
+	VersionID string `json:"version_id"`
+	ETag      string `json:"etag"`
+	Size      int64  `json:"size"`  // stored size of the object
+	Bytes     int64  `json:"bytes"` // decompressed size
+	Lines     int64  `json:"lines"` // newline bytes in the decompressed content
+	Encoding  string `json:"encoding"`
+	Sequencer string `json:"sequencer"`
+	MessageID string `json:"message_id"`
+	// ProcessedAt is written in UTC, in RFC 3339 (with fractional seconds when not zero).
+	ProcessedAt time.Time `json:"processed_at"`
+}
+
+// Outcome says what [Writer.Write] did.
+type Outcome int
+
+const (
+	// Written: the result file was created or replaced.
+	Written Outcome = iota + 1
+	// Duplicate: the file already recorded the same object and was left as it is.
+	Duplicate
+	// Stale: the file records a newer event for the key; nothing was written.
+	Stale
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Written:
+		return "written"
+	case Duplicate:
+		return "duplicate"
+	case Stale:
+		return "stale"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Writer writes results under one directory. It is safe for concurrent use.
+type Writer struct {
+	dir  string
+	abs  string // key of the lock table, shared by all Writers on one directory
+	root *os.Root
+
+	// fail, set by tests only, makes the write fail at the named step.
+	fail func(step string) error
+}
+
+// NewWriter returns a Writer for dir, creating the directory if needed. Close releases it.
+func NewWriter(dir string) (*Writer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	return &Writer{dir: dir, abs: abs, root: root}, nil
+}
+
+// Close releases the directory. Writes after Close fail.
+func (w *Writer) Close() error {
+	return w.root.Close()
+}
+
+// Dir is the directory the Writer writes under, as given to [NewWriter].
+func (w *Writer) Dir() string { return w.dir }
+
+// Path is the path of the result file for key in bucket: the Writer's directory joined with
+// [RelPath].
+func (w *Writer) Path(bucket, key string) string {
+	return filepath.Join(w.dir, RelPath(bucket, key))
+}
+
+// Write records r in its result file unless the file already records the same object or a
+// newer event for the key (see the package documentation). It returns the file's path and
+// what was done. A zero ProcessedAt is set to the current time.
+func (w *Writer) Write(r Result) (string, Outcome, error) {
+	rel := relSlash(r.Bucket, r.Key)
+	p := filepath.Join(w.dir, filepath.FromSlash(rel))
+	if r.ProcessedAt.IsZero() {
+		r.ProcessedAt = time.Now()
+	}
+	r.ProcessedAt = r.ProcessedAt.UTC()
+	data, err := encode(r)
+	if err != nil {
+		return p, 0, fmt.Errorf("output: %s: %w", p, err)
+	}
+
+	unlock := lockPath(w.abs + "\x00" + rel)
+	defer unlock()
+
+	dirRel, name := path.Split(rel)
+	dir, err := w.openDir(dirRel)
+	if err != nil {
+		return p, 0, fmt.Errorf("output: %s: %w", p, err)
+	}
+	defer dir.Close()
+
+	old, err := dir.ReadFile(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return p, 0, fmt.Errorf("output: %s: %w", p, err)
+	default:
+		prev, err := decode(old)
+		if err != nil {
+			break // not a result (say, truncated by hand): replace it
+		}
+		// Compare with what the file would hold: JSON cannot carry invalid UTF-8.
+		var mine Result
+		if err := json.Unmarshal(data, &mine); err != nil {
+			return p, 0, fmt.Errorf("output: %s: %w", p, err)
+		}
+		if prev.Bucket != mine.Bucket || prev.Key != mine.Key {
+			return p, 0, fmt.Errorf("%w: %s holds bucket %q key %q", ErrCollision, p, prev.Bucket, prev.Key)
+		}
+		if sameObject(prev, r) {
+			return p, Duplicate, nil
+		}
+		if r.Sequencer != "" && prev.Sequencer != "" && CompareSequencers(r.Sequencer, prev.Sequencer) < 0 {
+			return p, Stale, nil
+		}
+	}
+
+	if err := w.replace(dir, name, data); err != nil {
+		return p, 0, fmt.Errorf("output: %s: %w", p, err)
+	}
+	return p, Written, nil
+}
+
+// openDir opens the directory that holds a result file, creating it if needed.
+func (w *Writer) openDir(dirRel string) (*os.Root, error) {
+	dir, err := w.root.OpenRoot(dirRel)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := w.mkdirs(dirRel); err != nil {
+			return nil, err
+		}
+		dir, err = w.root.OpenRoot(dirRel)
+	}
+	return dir, err
+}
+
+// mkdirs creates each missing directory of dirRel and syncs each parent, so that a result
+// reported written is reachable after a crash. It runs only when the directory was missing,
+// and syncs parents even of directories that another goroutine created, since that one may
+// not have synced yet.
+func (w *Writer) mkdirs(dirRel string) error {
+	parent := "."
+	for part := range strings.SplitSeq(strings.TrimSuffix(dirRel, "/"), "/") {
+		cur := path.Join(parent, part)
+		if err := w.root.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := syncDir(w.root, parent); err != nil {
+			return err
+		}
+		parent = cur
+	}
+	return nil
+}
+
+// replace writes data to a temporary file in dir and renames it to name. The temporary file
+// never outlives a failed call.
+func (w *Writer) replace(dir *os.Root, name string, data []byte) (err error) {
+	f, tmp, err := createTemp(dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			dir.Remove(tmp)
+		}
+	}()
+	if err := w.step("write"); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := w.step("sync"); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := w.step("close"); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := w.step("rename"); err != nil {
+		return err
+	}
+	if err := dir.Rename(tmp, name); err != nil {
+		return err
+	}
+	// The rename is done: the new result is in place whatever happens next.
+	if err := w.step("syncdir"); err != nil {
+		return err
+	}
+	return syncDir(dir, ".")
+}
+
+func (w *Writer) step(name string) error {
+	if w.fail == nil {
+		return nil
+	}
+	return w.fail(name)
+}
+
+func createTemp(dir *os.Root) (*os.File, string, error) {
+	for range 10000 {
+		name := tempPrefix + strconv.FormatUint(rand.Uint64(), 36) + ".tmp"
+		f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", fmt.Errorf("cannot create a temporary file: %w", fs.ErrExist)
+}
+
+func syncDir(root *os.Root, name string) error {
+	d, err := root.Open(name)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// sameObject reports whether two results record the same version of the same object, as
+// told by the event: then the analysis would give the same figures.
+func sameObject(a, b Result) bool {
+	return CompareSequencers(a.Sequencer, b.Sequencer) == 0 &&
+		trimETag(a.ETag) == trimETag(b.ETag) && a.VersionID == b.VersionID
+}
+
+// trimETag drops the quotes that S3's HEAD and GET answers put around an ETag and that its
+// event notifications do not.
+func trimETag(s string) string { return strings.Trim(s, `"`) }
+
+// CompareSequencers compares two S3 event sequencers as hexadecimal numbers of any length:
+// -1 if a is older than b, 0 if equal, +1 if newer. Leading zeros and case do not count. An
+// empty sequencer equals only another empty one; callers decide what an unknown order means.
+func CompareSequencers(a, b string) int {
+	if (a == "") != (b == "") {
+		if a == "" {
+			return -1
+		}
+		return 1
+	}
+	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	for i := range len(a) {
+		x, y := upper(a[i]), upper(b[i])
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
+// Read reads the result file at path.
+func Read(path string) (Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Result{}, fmt.Errorf("output: %w", err)
+	}
+	r, err := decode(data)
+	if err != nil {
+		return Result{}, fmt.Errorf("output: %s: %w", path, err)
+	}
+	return r, nil
+}
+
+func encode(r Result) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keys with & < > stay readable
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// wire is Result with every field required: a file that lacks one was not written by this
+// package and is not trusted to order events.
+type wire struct {
+	Bucket      *string    `json:"bucket"`
+	Key         *string    `json:"key"`
+	VersionID   *string    `json:"version_id"`
+	ETag        *string    `json:"etag"`
+	Size        *int64     `json:"size"`
+	Bytes       *int64     `json:"bytes"`
+	Lines       *int64     `json:"lines"`
+	Encoding    *string    `json:"encoding"`
+	Sequencer   *string    `json:"sequencer"`
+	MessageID   *string    `json:"message_id"`
+	ProcessedAt *time.Time `json:"processed_at"`
+}
+
+func decode(data []byte) (Result, error) {
+	var v wire
+	if err := json.Unmarshal(data, &v); err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if v.Bucket == nil || v.Key == nil || v.VersionID == nil || v.ETag == nil ||
+		v.Size == nil || v.Bytes == nil || v.Lines == nil || v.Encoding == nil ||
+		v.Sequencer == nil || v.MessageID == nil || v.ProcessedAt == nil {
+		return Result{}, fmt.Errorf("%w: a field is missing", ErrInvalid)
+	}
+	return Result{
+		Bucket: *v.Bucket, Key: *v.Key, VersionID: *v.VersionID, ETag: *v.ETag,
+		Size: *v.Size, Bytes: *v.Bytes, Lines: *v.Lines, Encoding: *v.Encoding,
+		Sequencer: *v.Sequencer, MessageID: *v.MessageID, ProcessedAt: *v.ProcessedAt,
+	}, nil
+}
+
+// locks serialises the check and rename of one result file. It is shared by all Writers so
+// that two Writers on one directory do not race.
+var locks = struct {
+	sync.Mutex
+	m map[string]*pathLock
+}{m: make(map[string]*pathLock)}
+
+type pathLock struct {
+	mu   sync.Mutex
+	refs int // guarded by locks.Mutex
+}
+
+func lockPath(key string) (unlock func()) {
+	locks.Lock()
+	l := locks.m[key]
+	if l == nil {
+		l = &pathLock{}
+		locks.m[key] = l
+	}
+	l.refs++
+	locks.Unlock()
+
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		locks.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(locks.m, key)
+		}
+		locks.Unlock()
+	}
+}
