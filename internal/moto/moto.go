@@ -247,9 +247,9 @@ type output struct {
 	marker []byte
 	ready  chan struct{}
 
-	mu      sync.Mutex
-	buf     []byte
-	line    []byte // the unfinished line, while looking for the marker
+	mu   sync.Mutex
+	buf  []byte
+	line []byte // the unfinished line, while looking for the marker
 	seen bool
 }
 

@@ -1,8 +1,8 @@
 package moto_test
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
