@@ -176,23 +176,32 @@ func (w *Writer) openDir(dirRel string) (*os.Root, error) {
 	return dir, err
 }
 
-// mkdirs creates each missing directory of dirRel and syncs each parent, so that a result
-// reported written is reachable after a crash. It runs only when the directory was missing,
-// and syncs parents even of directories that another goroutine created, since that one may
-// not have synced yet.
+// mkdirs creates each missing directory of dirRel and syncs its parent, so that a result
+// reported written is still reachable after a crash. Each directory is created under its
+// own lock: a goroutine that finds it existing knows that its creator has synced it.
 func (w *Writer) mkdirs(dirRel string) error {
 	parent := "."
 	for part := range strings.SplitSeq(strings.TrimSuffix(dirRel, "/"), "/") {
 		cur := path.Join(parent, part)
-		if err := w.root.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if err := syncDir(w.root, parent); err != nil {
+		if err := w.mkdir(parent, cur); err != nil {
 			return err
 		}
 		parent = cur
 	}
 	return nil
+}
+
+func (w *Writer) mkdir(parent, dir string) error {
+	unlock := lockPath(w.abs + "\x00" + dir + "/")
+	defer unlock()
+	err := w.root.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(w.root, parent)
 }
 
 // replace writes data to a temporary file in dir and renames it to name. The temporary file

@@ -1,0 +1,473 @@
+package output
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func result(bucket, key, seq string) Result {
+	return Result{
+		Bucket: bucket, Key: key, VersionID: "v1", ETag: "etag-" + seq,
+		Size: 1234, Bytes: 56789, Lines: 1000, Encoding: "gzip",
+		Sequencer: seq, MessageID: "m-" + seq,
+		ProcessedAt: time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", 3600)),
+	}
+}
+
+func newWriter(t testing.TB) *Writer {
+	t.Helper()
+	w, err := NewWriter(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func mustWrite(t *testing.T, w *Writer, r Result, want Outcome) string {
+	t.Helper()
+	p, got, err := w.Write(r)
+	if err != nil {
+		t.Fatalf("Write(%q, %q, seq %q): %v", r.Bucket, r.Key, r.Sequencer, err)
+	}
+	if got != want {
+		t.Fatalf("Write(%q, %q, seq %q) = %v, want %v", r.Bucket, r.Key, r.Sequencer, got, want)
+	}
+	return p
+}
+
+func readBytes(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// temps lists the temporary files left anywhere under dir.
+func temps(t *testing.T, dir string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), tempPrefix) {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func TestWriteRead(t *testing.T) {
+	w := newWriter(t)
+	in := result("b", "logs/2024/app.log.gz", "0055AED6DCD90281E5")
+	p := mustWrite(t, w, in, Written)
+	if want := filepath.Join(w.Dir(), "b", "logs", "2024", "app.log.gz.json"); p != want {
+		t.Errorf("path %q, want %q", p, want)
+	}
+	got, err := Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.ProcessedAt.Equal(in.ProcessedAt) || got.ProcessedAt.Location() != time.UTC {
+		t.Errorf("processed_at %v, want %v in UTC", got.ProcessedAt, in.ProcessedAt)
+	}
+	got.ProcessedAt, in.ProcessedAt = time.Time{}, time.Time{}
+	if got != in {
+		t.Errorf("read %+v\nwant %+v", got, in)
+	}
+	// The contract: exact field names, processed_at in RFC 3339, keys not HTML-escaped.
+	want := `{"bucket":"b","key":"logs/2024/app.log.gz","version_id":"v1","etag":"etag-0055AED6DCD90281E5",` +
+		`"size":1234,"bytes":56789,"lines":1000,"encoding":"gzip","sequencer":"0055AED6DCD90281E5",` +
+		`"message_id":"m-0055AED6DCD90281E5","processed_at":"2024-05-06T06:08:09.123456789Z"}` + "\n"
+	if b := readBytes(t, p); string(b) != want {
+		t.Errorf("file holds\n%s want\n%s", b, want)
+	}
+	p = mustWrite(t, w, result("b", "a&b<c>", "01"), Written)
+	if b := readBytes(t, p); !bytes.Contains(b, []byte(`"key":"a&b<c>"`)) {
+		t.Errorf("key escaped: %s", b)
+	}
+}
+
+func TestZeroProcessedAt(t *testing.T) {
+	w := newWriter(t)
+	r := result("b", "k", "01")
+	r.ProcessedAt = time.Time{}
+	before := time.Now()
+	got, err := Read(mustWrite(t, w, r, Written))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ProcessedAt.Before(before.Truncate(time.Second)) || got.ProcessedAt.After(time.Now()) {
+		t.Errorf("processed_at %v, want about %v", got.ProcessedAt, before)
+	}
+}
+
+func TestDuplicate(t *testing.T) {
+	w := newWriter(t)
+	r := result("b", "k", "0A")
+	p := mustWrite(t, w, r, Written)
+	first := readBytes(t, p)
+	stat1, _ := os.Stat(p)
+
+	// The same event processed again, later, from another delivery of the message.
+	again := r
+	again.ProcessedAt = r.ProcessedAt.Add(time.Hour)
+	again.MessageID = "another"
+	mustWrite(t, w, again, Duplicate)
+	// S3's GET answers quote the ETag; its events do not.
+	again.ETag = `"` + r.ETag + `"`
+	again.Sequencer = "000a"
+	mustWrite(t, w, again, Duplicate)
+
+	if b := readBytes(t, p); !bytes.Equal(b, first) {
+		t.Errorf("file changed:\n%s\n%s", first, b)
+	}
+	stat2, _ := os.Stat(p)
+	if !os.SameFile(stat1, stat2) {
+		t.Error("file was replaced")
+	}
+
+	// Same sequencer, another object (ETag or version): not a duplicate.
+	other := r
+	other.ETag = "changed"
+	mustWrite(t, w, other, Written)
+	other.VersionID = "v2"
+	mustWrite(t, w, other, Written)
+	if got, _ := Read(p); got.VersionID != "v2" {
+		t.Errorf("version %q, want v2", got.VersionID)
+	}
+}
+
+func TestSequencerOrder(t *testing.T) {
+	w := newWriter(t)
+	p := mustWrite(t, w, result("b", "k", "0A"), Written)
+	kept := readBytes(t, p)
+
+	mustWrite(t, w, result("b", "k", "09"), Stale)
+	mustWrite(t, w, result("b", "k", "9"), Stale)
+	if b := readBytes(t, p); !bytes.Equal(b, kept) {
+		t.Fatalf("a stale event changed the file:\n%s", b)
+	}
+	// The same key in another bucket is another file.
+	mustWrite(t, w, result("c", "k", "01"), Written)
+
+	mustWrite(t, w, result("b", "k", "0b"), Written)
+	mustWrite(t, w, result("b", "k", "FF"), Written)
+	mustWrite(t, w, result("b", "k", "100"), Written) // longer is newer
+	mustWrite(t, w, result("b", "k", "0FF"), Stale)
+	if got, _ := Read(p); got.Sequencer != "100" {
+		t.Fatalf("sequencer %q, want 100", got.Sequencer)
+	}
+	// Without a sequencer on either side the order is unknown: the newer write wins.
+	mustWrite(t, w, result("b", "k", ""), Written)
+	mustWrite(t, w, result("b", "k", "05"), Written)
+	if got, _ := Read(p); got.Sequencer != "05" {
+		t.Fatalf("sequencer %q, want 05", got.Sequencer)
+	}
+}
+
+func TestCompareSequencers(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0},
+		{"", "0", -1},
+		{"0", "", 1},
+		{"0", "00", 0},
+		{"A", "a", 0},
+		{"0A", "A", 0},
+		{"09", "0A", -1},
+		{"FF", "100", -1},
+		{"100", "0FF", 1},
+		{"0055AED6DCD90281E5", "0055AED6DCD90281E6", -1},
+		{"0055AED6DCD90281E5", "55AED6DCD90281E5", 0},
+		{"10", "F", 1},
+	}
+	for _, tt := range tests {
+		if got := CompareSequencers(tt.a, tt.b); got != tt.want {
+			t.Errorf("CompareSequencers(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := CompareSequencers(tt.b, tt.a); got != -tt.want {
+			t.Errorf("CompareSequencers(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
+		}
+	}
+}
+
+func TestReplacesUnparsable(t *testing.T) {
+	w := newWriter(t)
+	r := result("b", "k", "0A")
+	p := mustWrite(t, w, r, Written)
+	good := readBytes(t, p)
+	for _, bad := range []string{
+		string(good[:len(good)/2]),
+		"",
+		"{}",
+		`{"bucket":"b","key":"k"}`,
+		string(good) + "{}",
+		"null",
+	} {
+		if err := os.WriteFile(p, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Read(p); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Read(%q): %v, want ErrInvalid", bad, err)
+		}
+		// The same event again, and even an older one, replaces it: it orders nothing.
+		mustWrite(t, w, result("b", "k", "01"), Written)
+		if got, err := Read(p); err != nil || got.Sequencer != "01" {
+			t.Errorf("after %q: %+v, %v", bad, got, err)
+		}
+	}
+}
+
+func TestCollision(t *testing.T) {
+	w := newWriter(t)
+	px := mustWrite(t, w, result("b", "x", "01"), Written)
+	py := w.Path("b", "y")
+	// What a case-folding file system does to keys "Y" and "y", done by hand.
+	if err := os.Rename(px, py); err != nil {
+		t.Fatal(err)
+	}
+	before := readBytes(t, py)
+	_, _, err := w.Write(result("b", "y", "02"))
+	if !errors.Is(err, ErrCollision) {
+		t.Fatalf("Write over another key's file: %v, want ErrCollision", err)
+	}
+	if b := readBytes(t, py); !bytes.Equal(b, before) {
+		t.Error("another key's result was changed")
+	}
+}
+
+func TestReadMissing(t *testing.T) {
+	if _, err := Read(filepath.Join(t.TempDir(), "none.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Read of a missing file: %v", err)
+	}
+}
+
+var errInjected = errors.New("injected")
+
+// TestFailedWriteLeavesNoTemp fails each step of a write after the temporary file exists.
+func TestFailedWriteLeavesNoTemp(t *testing.T) {
+	for _, step := range []string{"write", "sync", "close", "rename", "syncdir"} {
+		for _, exists := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/exists=%v", step, exists), func(t *testing.T) {
+				w := newWriter(t)
+				p := w.Path("b", "d/k")
+				var before []byte
+				if exists {
+					mustWrite(t, w, result("b", "d/k", "01"), Written)
+					before = readBytes(t, p)
+				}
+				var reached bool
+				w.fail = func(s string) error {
+					if s == step {
+						reached = true
+						return errInjected
+					}
+					return nil
+				}
+				_, outcome, err := w.Write(result("b", "d/k", "02"))
+				if !errors.Is(err, errInjected) || !reached {
+					t.Fatalf("Write: %v (step reached: %v), want the injected error", err, reached)
+				}
+				if outcome != 0 {
+					t.Errorf("outcome %v on error", outcome)
+				}
+				if left := temps(t, w.Dir()); len(left) > 0 {
+					t.Errorf("temporary files left: %q", left)
+				}
+				after, err := os.ReadFile(p)
+				switch {
+				case step == "syncdir": // renamed already: the new result is in place
+					if got, err := Read(p); err != nil || got.Sequencer != "02" {
+						t.Errorf("after a failed directory sync: %+v, %v", got, err)
+					}
+				case exists:
+					if !bytes.Equal(after, before) {
+						t.Errorf("file changed by a failed write:\n%s", after)
+					}
+				default:
+					if !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("a failed write left a result file: %v", err)
+					}
+				}
+				w.fail = nil
+				mustWrite(t, w, result("b", "d/k", "02"), map[bool]Outcome{true: Duplicate, false: Written}[step == "syncdir"])
+			})
+		}
+	}
+}
+
+func TestReadOnlyDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes to read-only directories; TestFailedWriteLeavesNoTemp covers the cleanup")
+	}
+	w := newWriter(t)
+	p := mustWrite(t, w, result("b", "k", "01"), Written)
+	dir := filepath.Dir(p)
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o755)
+	if _, _, err := w.Write(result("b", "k", "02")); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("Write in a read-only directory: %v, want a permission error", err)
+	}
+	if left := temps(t, w.Dir()); len(left) > 0 {
+		t.Errorf("temporary files left: %q", left)
+	}
+}
+
+// TestForeignEntries puts entries this package never makes where it expects its own.
+func TestForeignEntries(t *testing.T) {
+	w := newWriter(t)
+	// A directory, not empty, at a result file's path.
+	p := w.Path("b", "k")
+	if err := os.MkdirAll(filepath.Join(p, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Write(result("b", "k", "01")); err == nil {
+		t.Error("Write over a directory succeeded")
+	}
+	// A file where a directory of the path should be.
+	if err := os.WriteFile(filepath.Join(w.Dir(), "c"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Write(result("c", "k", "01")); err == nil {
+		t.Error("Write under a file succeeded")
+	}
+	if left := temps(t, w.Dir()); len(left) > 0 {
+		t.Errorf("temporary files left: %q", left)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	w := newWriter(t)
+	w.Close()
+	if _, _, err := w.Write(result("b", "k", "01")); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Write after Close: %v, want os.ErrClosed", err)
+	}
+}
+
+// TestConcurrentSameKey races writers of one key, in events delivered out of order, through
+// two Writers on one directory: the newest event's result is what remains.
+func TestConcurrentSameKey(t *testing.T) {
+	w1 := newWriter(t)
+	w2, err := NewWriter(w1.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+
+	const n = 64
+	seqs := make([]string, n)
+	for i := range seqs {
+		seqs[i] = fmt.Sprintf("%X", 0x100+i*37) // 0x100..0x9A3, 3 digits
+	}
+	seqs[n/2] = "1000" // the newest, and longer
+	rand.Shuffle(n, func(i, j int) { seqs[i], seqs[j] = seqs[j], seqs[i] })
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i, seq := range seqs {
+		w := w1
+		if i%2 == 1 {
+			w = w2
+		}
+		wg.Go(func() {
+			// Each event is delivered twice, as SQS may do.
+			for range 2 {
+				if _, _, err := w.Write(result("b", "hot/key", seq)); err != nil {
+					errs <- err
+				}
+			}
+		})
+		// Other keys in directories created at the same time.
+		wg.Go(func() {
+			if _, _, err := w.Write(result("b", fmt.Sprintf("new/dir/%d", i), seq)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err := Read(w1.Path("b", "hot/key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Sequencer != "1000" {
+		t.Errorf("sequencer %q, want the newest, 1000", got.Sequencer)
+	}
+	entries, err := os.ReadDir(filepath.Join(w1.Dir(), "b", "new", "dir"))
+	if err != nil || len(entries) != n {
+		t.Errorf("%d files in new/dir, want %d (%v)", len(entries), n, err)
+	}
+	if left := temps(t, w1.Dir()); len(left) > 0 {
+		t.Errorf("temporary files left: %q", left)
+	}
+	locks.Lock()
+	held := len(locks.m)
+	locks.Unlock()
+	if held != 0 {
+		t.Errorf("%d path locks still in the table", held)
+	}
+}
+
+func BenchmarkWrite(b *testing.B) {
+	b.Run("new", func(b *testing.B) {
+		w := newWriter(b)
+		for i := 0; b.Loop(); i++ {
+			if _, _, err := w.Write(result("bucket", fmt.Sprintf("logs/2024/%d/app.log.gz", i%100), fmt.Sprintf("%016X", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("newer", func(b *testing.B) {
+		w := newWriter(b)
+		for i := 0; b.Loop(); i++ {
+			if _, _, err := w.Write(result("bucket", "logs/2024/app.log.gz", fmt.Sprintf("%016X", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("duplicate", func(b *testing.B) {
+		w := newWriter(b)
+		r := result("bucket", "logs/2024/app.log.gz", "0055AED6DCD90281E5")
+		for b.Loop() {
+			if _, _, err := w.Write(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("stale", func(b *testing.B) {
+		w := newWriter(b)
+		if _, _, err := w.Write(result("bucket", "logs/2024/app.log.gz", "FF")); err != nil {
+			b.Fatal(err)
+		}
+		r := result("bucket", "logs/2024/app.log.gz", "01")
+		for b.Loop() {
+			if _, _, err := w.Write(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
