@@ -257,7 +257,7 @@ func parseRecords(raw json.RawMessage) (Notification, error) {
 		}
 		key, err := url.QueryUnescape(*o.Key)
 		if err != nil {
-			return fail(fmt.Sprintf("object key %q is not form-encoded", *o.Key), err)
+			return fail(fmt.Sprintf("object key %q is not form-encoded", clip(*o.Key)), err)
 		}
 		if reason := checkKey(key); reason != "" {
 			return fail(reason, nil)
@@ -354,7 +354,7 @@ func parseEventBridge(env *envelope) (Notification, error) {
 // checkKey returns why a non-empty decoded key cannot name an S3 object, or "".
 func checkKey(key string) string {
 	if !utf8.ValidString(key) {
-		return fmt.Sprintf("object key %q is not UTF-8", key)
+		return fmt.Sprintf("object key %q is not UTF-8", clip(key))
 	}
 	return ""
 }
@@ -372,6 +372,16 @@ func CompareSequencer(a, b string) int {
 	a += strings.Repeat("0", n-len(a))
 	b += strings.Repeat("0", n-len(b))
 	return strings.Compare(a, b)
+}
+
+// clip shortens a key quoted in an error: a message body can hold one of
+// hundreds of kilobytes.
+func clip(s string) string {
+	const n = 128
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func versionID(v string) string {

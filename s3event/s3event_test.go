@@ -396,3 +396,14 @@ func FuzzKeyRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestLongKeyClippedInError(t *testing.T) {
+	key := strings.Repeat("k", 100_000) + "%zz"
+	_, err := Parse([]byte(s3Body(t, [2]string{"ObjectCreated:Put", key})))
+	if !errors.Is(err, ErrNotNotification) {
+		t.Fatalf("err = %v, want ErrNotNotification", err)
+	}
+	if n := len(err.Error()); n > 400 {
+		t.Errorf("message of %d bytes for a bad key of %d", n, len(key))
+	}
+}
