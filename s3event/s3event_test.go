@@ -398,7 +398,7 @@ func FuzzKeyRoundTrip(f *testing.F) {
 }
 
 func TestLongKeyClippedInError(t *testing.T) {
-	key := strings.Repeat("k", 100_000) + "%zz"
+	key := strings.Repeat("k", 5000) + "%zz"
 	_, err := Parse([]byte(s3Body(t, [2]string{"ObjectCreated:Put", key})))
 	if !errors.Is(err, ErrNotNotification) {
 		t.Fatalf("err = %v, want ErrNotNotification", err)
