@@ -172,13 +172,13 @@ func isPreconditionFailed(err error) bool {
 // caller's behalf while being read, as the SDK's own response body is bound
 // to that ctx; it lives no longer than the Open call's operation.
 type body struct {
-	ctx   context.Context
-	g     Getter
-	in    *s3.GetObjectInput
-	etag  string // as S3 sent it, quotes included, for If-Match
-	size  int64
-	rc    io.ReadCloser // nil after a drop, until resumed
-	off   int64
+	ctx    context.Context
+	g      Getter
+	in     *s3.GetObjectInput
+	etag   string // as S3 sent it, quotes included, for If-Match
+	size   int64
+	rc     io.ReadCloser // nil after a drop, until resumed
+	off    int64
 	fails  int   // resumes since the last byte read
 	cause  error // the read error that made the body resume
 	closed bool
