@@ -205,3 +205,32 @@ func waitFile(t *testing.T, path string) int {
 	t.Fatalf("%s never written", path)
 	return 0
 }
+
+func BenchmarkStart(b *testing.B) {
+	for b.Loop() {
+		s, err := moto.Start(b.Context(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStartFirstQueue measures what an integration test pays before its
+// first queue exists: moto loads each service's backend on first use.
+func BenchmarkStartFirstQueue(b *testing.B) {
+	for b.Loop() {
+		s, err := moto.Start(b.Context(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := moto.CreateQueue(b.Context(), s.SQS(), "q", moto.QueueOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
