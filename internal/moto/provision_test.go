@@ -185,3 +185,21 @@ func TestCreateFIFOQueue(t *testing.T) {
 		t.Fatalf("redrive policy = %+v, want %s after 3", policy, q.DeadLetter.ARN)
 	}
 }
+
+func TestReset(t *testing.T) {
+	s := moto.StartT(t)
+	ctx := t.Context()
+	if _, err := moto.CreateQueue(ctx, s.SQS(), "gone", moto.QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.SQS().ListQueues(ctx, &sqs.ListQueuesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.QueueUrls) != 0 {
+		t.Errorf("queues after Reset: %v", out.QueueUrls)
+	}
+}
