@@ -163,6 +163,7 @@ func Start(cfg Config) (*Proxy, error) {
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:               nil,
+				DisableCompression:  true, // pass bodies through as the target sent them
 				MaxIdleConnsPerHost: 64,
 				IdleConnTimeout:     30 * time.Second,
 			},
@@ -434,9 +435,11 @@ func hangUp(w http.ResponseWriter) {
 	_ = conn.Close()
 }
 
+// hopByHop reports whether a header belongs to one connection. Content-Length
+// passes: the answer to a HEAD request has one and no body.
 func hopByHop(k string) bool {
 	switch http.CanonicalHeaderKey(k) {
-	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length":
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
 		return true
 	}
 	return false

@@ -1,6 +1,7 @@
 package faultproxy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -445,5 +446,53 @@ func TestQueryProtocol(t *testing.T) {
 	_, _ = fmt.Fprint(&b, resp.Header.Get("Content-Type"))
 	if resp.StatusCode != 400 || p.Counts()["SendMessage"].Throttled != 1 {
 		t.Errorf("status %d, counts %+v", resp.StatusCode, p.Counts())
+	}
+}
+
+func TestS3Objects(t *testing.T) {
+	m := moto.StartT(t)
+	if err := moto.CreateBucket(t.Context(), m.S3(), "bkt"); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(strings.Repeat("0123456789abcdef\n", 4096))
+	if _, err := moto.PutObject(t.Context(), m.S3(), "bkt", "dir/obj", body); err != nil {
+		t.Fatal(err)
+	}
+	p := faultproxy.StartT(t, faultproxy.Config{Target: m.URL()})
+	c := s3.NewFromConfig(moto.Config(p.URL()), func(o *s3.Options) {
+		o.UsePathStyle = true
+		o.Retryer = aws.NopRetryer{}
+	})
+	head, err := c.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String("bkt"), Key: aws.String("dir/obj")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToInt64(head.ContentLength); got != int64(len(body)) {
+		t.Errorf("HeadObject ContentLength = %d, want %d", got, len(body))
+	}
+	get := func() ([]byte, error) {
+		out, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("dir/obj")})
+		if err != nil {
+			return nil, err
+		}
+		defer out.Body.Close()
+		return io.ReadAll(out.Body)
+	}
+	got, err := get()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("GetObject = %d bytes, %v; want %d bytes", len(got), err, len(body))
+	}
+	// A body cut off mid-way surfaces while reading it, after GetObject
+	// has returned.
+	if err := p.SetFaults(faultproxy.Faults{Truncate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = get()
+	if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != len(body)/2 {
+		t.Fatalf("GetObject of a cut-off body = %d bytes, %v; want %d bytes and unexpected EOF", len(got), err, len(body)/2)
+	}
+	counts := p.Counts()
+	if counts["S3.HEAD"].Forwarded != 1 || counts["S3.GetObject"].Forwarded != 2 || counts["S3.GetObject"].Truncated != 1 {
+		t.Errorf("counts = %+v", counts)
 	}
 }
