@@ -26,21 +26,26 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(moto.SharedMain(m))
 }
 
-// setup starts moto and a proxy in front of it, with a queue made directly
-// on moto (so that faults cannot get in the way).
+// setup starts a proxy in front of the shared moto, with a queue of the
+// test's own made directly on moto (so that faults cannot get in the way).
 func setup(t *testing.T, cfg faultproxy.Config) (*moto.Server, *faultproxy.Proxy, moto.Queue) {
 	t.Helper()
-	m := moto.StartT(t)
+	m := moto.Shared(t)
 	cfg.Target = m.URL()
 	p := faultproxy.StartT(t, cfg)
-	q, err := moto.CreateQueue(t.Context(), m.SQS(), "q", moto.QueueOptions{VisibilityTimeout: time.Second})
+	q, err := moto.CreateQueue(t.Context(), m.SQS(), queueName(t), moto.QueueOptions{VisibilityTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, p, q
+}
+
+// queueName is a name of the test's own on the shared server.
+func queueName(t *testing.T) string {
+	return strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 }
 
 // sqsClient is an SQS client through the proxy that tries once.
@@ -150,8 +155,8 @@ func TestThrottleRetriedBySQSClient(t *testing.T) {
 }
 
 func TestErrorsSeenByS3Client(t *testing.T) {
-	m := moto.StartT(t)
-	if err := moto.CreateBucket(t.Context(), m.S3(), "bkt"); err != nil {
+	m := moto.Shared(t)
+	if err := moto.CreateBucket(t.Context(), m.S3(), "errors-bkt"); err != nil {
 		t.Fatal(err)
 	}
 	p := faultproxy.StartT(t, faultproxy.Config{Target: m.URL()})
@@ -172,7 +177,7 @@ func TestErrorsSeenByS3Client(t *testing.T) {
 		if err := p.SetFaults(tt.faults); err != nil {
 			t.Fatal(err)
 		}
-		_, err := moto.PutObject(t.Context(), c, "bkt", "k", []byte("data"))
+		_, err := moto.PutObject(t.Context(), c, "errors-bkt", "k", []byte("data"))
 		var apiErr smithy.APIError
 		if !errors.As(err, &apiErr) || apiErr.ErrorCode() != tt.code {
 			t.Fatalf("PutObject = %v, want %s", err, tt.code)
@@ -312,8 +317,8 @@ func TestObserve(t *testing.T) {
 }
 
 func TestSeedRepeatsFaults(t *testing.T) {
-	m := moto.StartT(t)
-	q, err := moto.CreateQueue(t.Context(), m.SQS(), "q", moto.QueueOptions{})
+	m := moto.Shared(t)
+	q, err := moto.CreateQueue(t.Context(), m.SQS(), queueName(t), moto.QueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,12 +455,12 @@ func TestQueryProtocol(t *testing.T) {
 }
 
 func TestS3Objects(t *testing.T) {
-	m := moto.StartT(t)
-	if err := moto.CreateBucket(t.Context(), m.S3(), "bkt"); err != nil {
+	m := moto.Shared(t)
+	if err := moto.CreateBucket(t.Context(), m.S3(), "objects-bkt"); err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(strings.Repeat("0123456789abcdef\n", 4096))
-	if _, err := moto.PutObject(t.Context(), m.S3(), "bkt", "dir/obj", body); err != nil {
+	if _, err := moto.PutObject(t.Context(), m.S3(), "objects-bkt", "dir/obj", body); err != nil {
 		t.Fatal(err)
 	}
 	p := faultproxy.StartT(t, faultproxy.Config{Target: m.URL()})
@@ -463,7 +468,7 @@ func TestS3Objects(t *testing.T) {
 		o.UsePathStyle = true
 		o.Retryer = aws.NopRetryer{}
 	})
-	head, err := c.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String("bkt"), Key: aws.String("dir/obj")})
+	head, err := c.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String("objects-bkt"), Key: aws.String("dir/obj")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +476,7 @@ func TestS3Objects(t *testing.T) {
 		t.Errorf("HeadObject ContentLength = %d, want %d", got, len(body))
 	}
 	get := func() ([]byte, error) {
-		out, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("dir/obj")})
+		out, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("objects-bkt"), Key: aws.String("dir/obj")})
 		if err != nil {
 			return nil, err
 		}

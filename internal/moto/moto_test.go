@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"go.uber.org/goleak"
 
 	"github.com/palleto/palleto/internal/moto"
@@ -26,7 +28,7 @@ func TestMain(m *testing.M) {
 		child()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(moto.SharedMain(m))
 }
 
 // child starts a server, prints its pid and waits to be killed: the parent
@@ -232,5 +234,29 @@ func BenchmarkStartFirstQueue(b *testing.B) {
 		if err := s.Stop(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestShared(t *testing.T) {
+	var first *moto.Server
+	for i := range 2 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			s := moto.Shared(t)
+			if first == nil {
+				first = s
+			} else if s != first {
+				t.Errorf("second Shared started a new server")
+			}
+			if _, err := moto.CreateQueue(t.Context(), s.SQS(), fmt.Sprint("shared-", i), moto.QueueOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	out, err := first.SQS().ListQueues(t.Context(), &sqs.ListQueuesInput{QueueNamePrefix: aws.String("shared-")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.QueueUrls) != 2 {
+		t.Errorf("queues = %v, want both tests' queues on one server", out.QueueUrls)
 	}
 }
