@@ -34,7 +34,7 @@ type notification struct {
 }
 
 func TestNotificationDelivered(t *testing.T) {
-	s := moto.StartT(t)
+	s := moto.Shared(t)
 	ctx := t.Context()
 	sqsc, s3c := s.SQS(), s.S3()
 	q, err := moto.CreateQueue(ctx, sqsc, "events", moto.QueueOptions{})
@@ -90,7 +90,7 @@ func TestNotificationDelivered(t *testing.T) {
 }
 
 func TestRedriveToDeadLetterQueue(t *testing.T) {
-	s := moto.StartT(t)
+	s := moto.Shared(t)
 	ctx := t.Context()
 	c := s.SQS()
 	q, err := moto.CreateQueue(ctx, c, "work", moto.QueueOptions{VisibilityTimeout: time.Second, MaxReceiveCount: 2})
@@ -108,7 +108,7 @@ func TestRedriveToDeadLetterQueue(t *testing.T) {
 		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(url),
 			MaxNumberOfMessages:         10,
-			WaitTimeSeconds:             3, // longer than the visibility timeout
+			WaitTimeSeconds:             2, // longer than the visibility timeout
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
 		})
 		if err != nil {
@@ -138,7 +138,7 @@ func TestRedriveToDeadLetterQueue(t *testing.T) {
 }
 
 func TestCreateFIFOQueue(t *testing.T) {
-	s := moto.StartT(t)
+	s := moto.Shared(t)
 	ctx := t.Context()
 	c := s.SQS()
 	q, err := moto.CreateQueue(ctx, c, "orders", moto.QueueOptions{FIFO: true, MaxReceiveCount: 3})
