@@ -149,3 +149,15 @@ func TestLongPollAndRedrive(t *testing.T) {
 		t.Fatalf("dead-letter queue holds %d messages, want the poison one", len(ms))
 	}
 }
+
+func BenchmarkStart(b *testing.B) {
+	for b.Loop() {
+		s, err := fauxqs.Start(b.Context(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
