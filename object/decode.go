@@ -6,6 +6,7 @@ import (
 	"compress/bzip2"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -61,39 +62,71 @@ func Sniff(prefix []byte) Encoding {
 // decompressor; it does not close r.
 func Decode(r io.Reader) (io.ReadCloser, Encoding, error) {
 	src := &source{r: r}
-	br := bufio.NewReaderSize(src, readBufferSize)
+	br := bufPool.Get().(*bufio.Reader)
+	br.Reset(src)
+	d := &reader{src: src, br: br}
 	head, err := br.Peek(SniffLen)
 	if err != nil && err != io.EOF {
+		d.Close()
 		return nil, None, err
 	}
-	d := &reader{enc: Sniff(head), src: src}
+	d.enc = Sniff(head)
 	switch d.enc {
 	case Gzip:
 		// The gzip reader reads the bufio.Reader directly (it is a
 		// flate.Reader), which takes flate's fastest path.
-		z, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, d.enc, d.fail(err)
+		z, _ := gzipPool.Get().(*gzip.Reader)
+		if z == nil {
+			z = new(gzip.Reader)
 		}
-		d.r, d.close = z, func() { z.Close() }
+		d.r, d.gz = z, z
+		if err := z.Reset(br); err != nil {
+			err = d.fail(err)
+			d.Close()
+			return nil, Gzip, err
+		}
 	case Zstd:
-		// One decoder and no goroutines: inflating blocks ahead in
-		// parallel measured no faster here, and costs a window per block
-		// in flight.
-		z, err := zstd.NewReader(br,
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxWindow(MaxZstdWindow),
-		)
+		z, err := newZstd(br)
 		if err != nil {
-			return nil, d.enc, fmt.Errorf("object: zstd decoder: %w", err)
+			d.Close()
+			return nil, Zstd, err
 		}
-		d.r, d.close = z, z.Close
+		d.r, d.zs = z, z
 	case Bzip2:
 		d.r = bzip2.NewReader(br)
 	default:
 		d.r = br
 	}
 	return d, d.enc, nil
+}
+
+// Decoders are pooled because a zstd decoder allocates its window (up to
+// 8 MiB at ordinary levels) and every decoder its read buffer: for the many
+// small objects of a typical bucket, that would be most of the work. A
+// pooled decoder holds no goroutine.
+var (
+	bufPool  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+	gzipPool sync.Pool // *gzip.Reader
+	zstdPool sync.Pool // *zstd.Decoder
+)
+
+func newZstd(r io.Reader) (*zstd.Decoder, error) {
+	if z, ok := zstdPool.Get().(*zstd.Decoder); ok {
+		if err := z.Reset(r); err == nil {
+			return z, nil
+		}
+		z.Close()
+	}
+	// One decoder and no goroutines: decoding blocks ahead in parallel
+	// measured no faster here, and costs a window per block in flight.
+	z, err := zstd.NewReader(r,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxWindow(MaxZstdWindow),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("object: zstd decoder: %w", err)
+	}
+	return z, nil
 }
 
 // source remembers the first error that the underlying reader returned, so
@@ -114,13 +147,18 @@ func (s *source) Read(p []byte) (int, error) {
 
 // reader is the decompressed content of a source.
 type reader struct {
-	enc   Encoding
-	src   *source
-	r     io.Reader
-	close func()
+	enc Encoding
+	src *source
+	r   io.Reader // what Read reads: a decompressor or br
+	br  *bufio.Reader
+	gz  *gzip.Reader
+	zs  *zstd.Decoder
 }
 
 func (d *reader) Read(p []byte) (int, error) {
+	if d.r == nil {
+		return 0, errClosed
+	}
 	n, err := d.r.Read(p)
 	if err != nil && err != io.EOF {
 		err = d.fail(err)
@@ -131,6 +169,9 @@ func (d *reader) Read(p []byte) (int, error) {
 // WriteTo lets Count take the decompressor's output straight from its
 // window, without a copy into a buffer of ours.
 func (d *reader) WriteTo(w io.Writer) (int64, error) {
+	if d.r == nil {
+		return 0, errClosed
+	}
 	if wt, ok := d.r.(io.WriterTo); ok {
 		gw := &guardedWriter{w: w}
 		n, err := wt.WriteTo(gw)
@@ -165,11 +206,27 @@ func (d *reader) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
+// Close gives the decoder back to its pool. The reader fails from then on,
+// since the decoder may already serve another content.
 func (d *reader) Close() error {
-	if d.close != nil {
-		d.close()
-		d.close = nil
+	if d.br == nil {
+		return nil
 	}
+	if d.gz != nil {
+		// gzip.Reader.Close only reports the last error; Reset restores
+		// the reader whatever state it was left in.
+		gzipPool.Put(d.gz)
+	}
+	if d.zs != nil {
+		if d.zs.Reset(nil) == nil {
+			zstdPool.Put(d.zs)
+		} else {
+			d.zs.Close()
+		}
+	}
+	d.br.Reset(nil)
+	bufPool.Put(d.br)
+	*d = reader{enc: d.enc, src: d.src}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -316,9 +317,9 @@ func TestCount(t *testing.T) {
 	}
 }
 
-func TestDecodeCloseTwice(t *testing.T) {
-	for _, src := range [][]byte{gz(t, []byte("a\n")), zs(t, []byte("a\n"))} {
-		dec, _, err := Decode(bytes.NewReader(src))
+func TestDecodeClose(t *testing.T) {
+	for _, src := range [][]byte{[]byte("a\n"), gz(t, []byte("a\n")), zs(t, []byte("a\n")), fixture(t, "noeol.bz2")} {
+		dec, enc, err := Decode(bytes.NewReader(src))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -326,9 +327,36 @@ func TestDecodeCloseTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := dec.Close(); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: second Close: %v", enc, err)
+		}
+		// The decoder went back to the pool: the closed reader must not
+		// reach it, nor call its own failure corrupt content.
+		if n, err := dec.Read(make([]byte, 10)); n != 0 || err == nil || errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Read after Close = %d, %v", enc, n, err)
+		}
+		if _, _, err := Count(dec); err == nil || errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Count after Close: %v", enc, err)
 		}
 	}
+}
+
+// Pooled decoders must not carry state from one content to the next, nor
+// be shared by two.
+func TestDecodeConcurrent(t *testing.T) {
+	cases := roundTrips(t)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 3 * len(cases) {
+				tt := cases[(i*7+w)%len(cases)]
+				_, n, lines, err := decodeCount(tt.src)
+				if err != nil || n != int64(len(tt.want)) || lines != newlines(tt.want) {
+					t.Errorf("%s: %d bytes, %d lines, %v", tt.name, n, lines, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func FuzzDecode(f *testing.F) {

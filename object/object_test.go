@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -389,5 +391,73 @@ func TestBodyReadAfterClose(t *testing.T) {
 	}
 	if got := len(f.requests()); got != 1 {
 		t.Errorf("%d requests, want 1: a closed body must not be resumed", got)
+	}
+}
+
+// repeated is n copies of b, read without ever holding them together.
+type repeated struct {
+	b    []byte
+	n    int
+	pos  int
+	done int
+}
+
+func (r *repeated) Read(p []byte) (int, error) {
+	if r.done == r.n {
+		return 0, io.EOF
+	}
+	m := copy(p, r.b[r.pos:])
+	r.pos += m
+	if r.pos == len(r.b) {
+		r.pos = 0
+		r.done++
+	}
+	return m, nil
+}
+
+// Analyze must not hold an object in memory: what it allocates for four
+// times the content grows by far less than the extra content. Collection
+// is off while measuring, so that the decoder pools stay as they are.
+func TestAnalyzeMemoryBounded(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	lines := fixture(t, "lines.txt")
+	tests := []struct {
+		member []byte
+		small  int // copies of lines in the smaller object
+	}{
+		{lines, 25},
+		{gz(t, lines), 25},
+		{zs(t, lines), 25},
+		{fixture(t, "lines.bz2"), 4},
+	}
+	for _, tt := range tests {
+		allocated := func(copies int) int64 {
+			g := GetterFunc(func(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+				return &s3.GetObjectOutput{
+					Body:          io.NopCloser(&repeated{b: tt.member, n: copies}),
+					ContentLength: aws.Int64(int64(copies * len(tt.member))),
+				}, nil
+			})
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, st, err := Analyze(t.Context(), g, "b", "k", "")
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Bytes != int64(copies*len(lines)) || st.Lines != int64(copies)*newlines(lines) {
+				t.Fatalf("%s: %+v for %d copies", st.Encoding, st, copies)
+			}
+			return int64(after.TotalAlloc - before.TotalAlloc)
+		}
+		allocated(1) // fills the pools
+		small, large := allocated(tt.small), allocated(4*tt.small)
+		extra := int64(3 * tt.small * len(lines))
+		enc := Sniff(tt.member)
+		t.Logf("%s: %d KiB allocated for %d KiB of content, %d KiB for %d KiB", enc,
+			small>>10, tt.small*len(lines)>>10, large>>10, 4*tt.small*len(lines)>>10)
+		if large-small > extra/4 {
+			t.Errorf("%s: allocations grow with the content: %d bytes, then %d for %d bytes more", enc, small, large, extra)
+		}
 	}
 }
