@@ -74,7 +74,10 @@ func Decode(r io.Reader) (io.ReadCloser, Encoding, error) {
 	switch d.enc {
 	case Gzip:
 		// The gzip reader reads the bufio.Reader directly (it is a
-		// flate.Reader), which takes flate's fastest path.
+		// flate.Reader), which takes flate's fastest path. Inflating is
+		// ~95% of the time and cannot be split for one deflate stream;
+		// klauspost/pgzip, which moves the checksum and copies to other
+		// goroutines, measured no faster.
 		z, _ := gzipPool.Get().(*gzip.Reader)
 		if z == nil {
 			z = new(gzip.Reader)
@@ -103,7 +106,8 @@ func Decode(r io.Reader) (io.ReadCloser, Encoding, error) {
 // Decoders are pooled because a zstd decoder allocates its window (up to
 // 8 MiB at ordinary levels) and every decoder its read buffer: for the many
 // small objects of a typical bucket, that would be most of the work. A
-// pooled decoder holds no goroutine.
+// pooled decoder holds no goroutine; one that met a large zstd window keeps
+// it until the garbage collector empties the pool.
 var (
 	bufPool  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 	gzipPool sync.Pool // *gzip.Reader
@@ -258,6 +262,10 @@ func (g *guardedWriter) Write(p []byte) (int, error) {
 // Count reads r to its end and returns the number of bytes and of newline
 // bytes ('\n') read. On error, the counts are those of what was read
 // before it.
+//
+// Counting runs inline: bytes.Count is vectorised and counts ~10 GB/s, so
+// handing the decompressed bytes to another goroutine would cost more than
+// it saves.
 func Count(r io.Reader) (n, lines int64, err error) {
 	var c counter
 	if wt, ok := r.(io.WriterTo); ok {
