@@ -425,10 +425,10 @@ func TestAnalyzeMemoryBounded(t *testing.T) {
 		member []byte
 		small  int // copies of lines in the smaller object
 	}{
-		{lines, 25},
-		{gz(t, lines), 25},
-		{zs(t, lines), 25},
-		{fixture(t, "lines.bz2"), 4},
+		{lines, 10},
+		{gz(t, lines), 10},
+		{zs(t, lines), 10},
+		{fixture(t, "lines.bz2"), 2},
 	}
 	for _, tt := range tests {
 		allocated := func(copies int) int64 {
