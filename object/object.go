@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -104,12 +105,18 @@ func Open(ctx context.Context, g Getter, bucket, key, versionID string) (io.Read
 	if out.ContentLength != nil {
 		info.Size = *out.ContentLength
 	}
-	return &body{ctx: ctx, g: g, in: in, etag: etag, size: info.Size, rc: out.Body}, info, nil
+	rc := out.Body
+	if rc == nil {
+		rc = http.NoBody
+	}
+	return &body{ctx: ctx, g: g, in: in, etag: etag, size: info.Size, rc: rc}, info, nil
 }
 
 // Analyze reads an object once and reports what it holds. A missing object
 // is ErrNotFound, content that does not decompress is ErrCorrupt; any other
-// error (network, permissions, ctx) is returned wrapped as it came.
+// error (network, permissions, ctx) is returned wrapped as it came. On
+// error, Stats holds at most the encoding: never a count of part of the
+// content.
 func Analyze(ctx context.Context, g Getter, bucket, key, versionID string) (Info, Stats, error) {
 	rc, info, err := Open(ctx, g, bucket, key, versionID)
 	if err != nil {
@@ -122,11 +129,10 @@ func Analyze(ctx context.Context, g Getter, bucket, key, versionID string) (Info
 	}
 	defer dec.Close()
 	n, lines, err := Count(dec)
-	st := Stats{Encoding: enc, Bytes: n, Lines: lines}
 	if err != nil {
-		return info, st, fmt.Errorf("object: reading s3://%s/%s: %w", bucket, key, err)
+		return info, Stats{Encoding: enc}, fmt.Errorf("object: reading s3://%s/%s: %w", bucket, key, err)
 	}
-	return info, st, nil
+	return info, Stats{Encoding: enc, Bytes: n, Lines: lines}, nil
 }
 
 // getError classifies a GetObject failure by the error's type and code,
