@@ -1,0 +1,188 @@
+package flow
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// item is a value in flight with the reference that its outcome goes to.
+type item[T any] struct {
+	v   T
+	ref ackRef
+}
+
+// A link joins a producing stage to the workers of the consuming stage. A plain link has one
+// part shared by all consumer workers; a partitioned link has one part per consumer worker.
+type link[T any] struct {
+	parts []*part[T]
+}
+
+func newLink[T any](parts int) *link[T] {
+	l := &link[T]{parts: make([]*part[T], parts)}
+	for i := range l.parts {
+		l.parts[i] = &part[T]{ready: make(chan struct{}, 1), wanted: make(chan struct{}, 1)}
+	}
+	return l
+}
+
+func (l *link[T]) close() {
+	for _, p := range l.parts {
+		p.close()
+	}
+}
+
+// part is where demand meets items. Consumers add demand and take items; producers push no
+// more items than the demand. The invariant: len(buf) + demand equals the sum of what the
+// consumers asked for and have not yet taken, so nothing waits here that no one asked for.
+type part[T any] struct {
+	mu     sync.Mutex
+	buf    []item[T]
+	head   int // buf[head:] are the waiting items
+	demand int
+	closed bool
+
+	ready  chan struct{} // signalled when items arrive or the part closes
+	wanted chan struct{} // signalled when demand arrives
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// ask adds n to the demand.
+func (p *part[T]) ask(n int) {
+	if n <= 0 {
+		return
+	}
+	p.mu.Lock()
+	p.demand += n
+	p.mu.Unlock()
+	signal(p.wanted)
+}
+
+// take appends at most max waiting items to dst. It blocks until there is at least one, the
+// part is closed and empty (errClosed), ctx is done, or wake fires (returning dst unchanged
+// and a nil error).
+func (p *part[T]) take(ctx context.Context, wake <-chan time.Time, dst []item[T], max int) ([]item[T], error) {
+	for {
+		p.mu.Lock()
+		if n := len(p.buf) - p.head; n > 0 {
+			k := min(n, max)
+			dst = append(dst, p.buf[p.head:p.head+k]...)
+			clear(p.buf[p.head : p.head+k])
+			p.head += k
+			more := p.head < len(p.buf)
+			if !more {
+				p.buf, p.head = p.buf[:0], 0
+			}
+			p.mu.Unlock()
+			if more {
+				signal(p.ready) // another waiting consumer may take the rest
+			}
+			return dst, nil
+		}
+		if p.closed {
+			p.mu.Unlock()
+			signal(p.ready) // wake the next waiting consumer so it sees the close too
+			return dst, errClosed
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.ready:
+		case <-wake:
+			return dst, nil
+		case <-ctx.Done():
+			return dst, ctx.Err()
+		}
+	}
+}
+
+// push moves items into the part as demand allows, blocking for demand. It returns how
+// many it moved; fewer than len(items) only with ctx's error.
+func (p *part[T]) push(ctx context.Context, items []item[T]) (int, error) {
+	pushed := 0
+	for pushed < len(items) {
+		p.mu.Lock()
+		if p.demand > 0 {
+			k := min(p.demand, len(items)-pushed)
+			p.append(items[pushed : pushed+k])
+			p.demand -= k
+			left := p.demand
+			p.mu.Unlock()
+			pushed += k
+			signal(p.ready)
+			if left > 0 {
+				signal(p.wanted) // another producer may use the rest
+			}
+			continue
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.wanted:
+		case <-ctx.Done():
+			return pushed, ctx.Err()
+		}
+	}
+	return pushed, nil
+}
+
+// reserve waits for demand and takes all of it, for a source to receive that many items.
+func (p *part[T]) reserve(ctx context.Context) (int, error) {
+	for {
+		p.mu.Lock()
+		if n := p.demand; n > 0 {
+			p.demand = 0
+			p.mu.Unlock()
+			return n, nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.wanted:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// deliver adds items received for reserved demand, and gives back the unused part of it.
+func (p *part[T]) deliver(items []item[T], unused int) {
+	p.mu.Lock()
+	p.append(items)
+	p.demand += unused
+	p.mu.Unlock()
+	if len(items) > 0 {
+		signal(p.ready)
+	}
+	if unused > 0 {
+		signal(p.wanted)
+	}
+}
+
+func (p *part[T]) append(items []item[T]) {
+	if p.head > 0 && len(p.buf)+len(items) > cap(p.buf) {
+		n := copy(p.buf, p.buf[p.head:])
+		clear(p.buf[n:])
+		p.buf, p.head = p.buf[:n], 0
+	}
+	p.buf = append(p.buf, items...)
+}
+
+func (p *part[T]) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	signal(p.ready)
+}
+
+// drain removes and returns what is left, for release after the workers have stopped.
+func (p *part[T]) drain() []item[T] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	left := p.buf[p.head:]
+	p.buf, p.head = nil, 0
+	return left
+}
