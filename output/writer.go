@@ -389,8 +389,10 @@ var locks = struct {
 	m map[string]*pathLock
 }{m: make(map[string]*pathLock)}
 
+// pathLock is a channel, not a mutex, so that a writer waiting for it is durably blocked in
+// the sense of testing/synctest, which is how the tests see the wait.
 type pathLock struct {
-	mu   sync.Mutex
+	ch   chan struct{}
 	refs int // guarded by locks.Mutex
 }
 
@@ -398,15 +400,15 @@ func lockPath(key string) (unlock func()) {
 	locks.Lock()
 	l := locks.m[key]
 	if l == nil {
-		l = &pathLock{}
+		l = &pathLock{ch: make(chan struct{}, 1)}
 		locks.m[key] = l
 	}
 	l.refs++
 	locks.Unlock()
 
-	l.mu.Lock()
+	l.ch <- struct{}{}
 	return func() {
-		l.mu.Unlock()
+		<-l.ch
 		locks.Lock()
 		l.refs--
 		if l.refs == 0 {

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -365,8 +367,8 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-// TestConcurrentSameKey races writers of one key, in events delivered out of order, through
-// two Writers on one directory: the newest event's result is what remains.
+// TestConcurrentSameKey races writers of a few keys, with events delivered out of order and
+// twice, through two Writers on one directory: the newest event's result is what remains.
 func TestConcurrentSameKey(t *testing.T) {
 	w1 := newWriter(t)
 	w2, err := NewWriter(w1.Dir())
@@ -375,51 +377,55 @@ func TestConcurrentSameKey(t *testing.T) {
 	}
 	defer w2.Close()
 
-	const n = 64
-	seqs := make([]string, n)
-	for i := range seqs {
-		seqs[i] = fmt.Sprintf("%X", 0x100+i*37) // 0x100..0x9A3, 3 digits
-	}
-	seqs[n/2] = "1000" // the newest, and longer
-	rand.Shuffle(n, func(i, j int) { seqs[i], seqs[j] = seqs[j], seqs[i] })
-
+	const keys, n = 4, 64
 	var wg sync.WaitGroup
-	errs := make(chan error, 2*n)
-	for i, seq := range seqs {
-		w := w1
-		if i%2 == 1 {
-			w = w2
+	errs := make(chan error, 3*keys*n)
+	for k := range keys {
+		seqs := make([]string, n)
+		for i := range seqs {
+			seqs[i] = fmt.Sprintf("%X", 0x100+i*37) // 3 digits
 		}
-		wg.Go(func() {
-			// Each event is delivered twice, as SQS may do.
-			for range 2 {
-				if _, _, err := w.Write(result("b", "hot/key", seq)); err != nil {
+		seqs[n/2] = "1000" // the newest, and longer
+		rand.Shuffle(n, func(i, j int) { seqs[i], seqs[j] = seqs[j], seqs[i] })
+		for i, seq := range seqs {
+			w := w1
+			if i%2 == 1 {
+				w = w2
+			}
+			wg.Go(func() {
+				for range 2 {
+					if _, _, err := w.Write(result("b", fmt.Sprintf("hot/%d", k), seq)); err != nil {
+						errs <- err
+					}
+				}
+			})
+			// Other keys, in directories that are created at the same time.
+			wg.Go(func() {
+				if _, _, err := w.Write(result("b", fmt.Sprintf("new/%d/%d", k%2, i), seq)); err != nil {
 					errs <- err
 				}
-			}
-		})
-		// Other keys in directories created at the same time.
-		wg.Go(func() {
-			if _, _, err := w.Write(result("b", fmt.Sprintf("new/dir/%d", i), seq)); err != nil {
-				errs <- err
-			}
-		})
+			})
+		}
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	got, err := Read(w1.Path("b", "hot/key"))
-	if err != nil {
-		t.Fatal(err)
+	for k := range keys {
+		got, err := Read(w1.Path("b", fmt.Sprintf("hot/%d", k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Sequencer != "1000" {
+			t.Errorf("hot/%d: sequencer %q, want the newest, 1000", k, got.Sequencer)
+		}
 	}
-	if got.Sequencer != "1000" {
-		t.Errorf("sequencer %q, want the newest, 1000", got.Sequencer)
-	}
-	entries, err := os.ReadDir(filepath.Join(w1.Dir(), "b", "new", "dir"))
-	if err != nil || len(entries) != n {
-		t.Errorf("%d files in new/dir, want %d (%v)", len(entries), n, err)
+	for d := range 2 {
+		entries, err := os.ReadDir(filepath.Join(w1.Dir(), "b", "new", fmt.Sprint(d)))
+		if err != nil || len(entries) != n {
+			t.Errorf("%d files in new/%d, want %d (%v)", len(entries), d, n, err)
+		}
 	}
 	if left := temps(t, w1.Dir()); len(left) > 0 {
 		t.Errorf("temporary files left: %q", left)
@@ -430,6 +436,69 @@ func TestConcurrentSameKey(t *testing.T) {
 	if held != 0 {
 		t.Errorf("%d path locks still in the table", held)
 	}
+}
+
+// TestWriterWaitsForPath pauses a write of an older event just before its rename: a write
+// of a newer event for the same key must wait for it, and then win.
+func TestWriterWaitsForPath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWriter(t)
+		paused, release := make(chan struct{}), make(chan struct{})
+		var armed atomic.Bool // the next write to reach its rename pauses there
+		armed.Store(true)
+		w.fail = func(step string) error {
+			if step == "rename" && armed.CompareAndSwap(true, false) {
+				close(paused)
+				<-release
+			}
+			return nil
+		}
+		older := make(chan error, 1)
+		go func() {
+			_, _, err := w.Write(result("b", "k", "01"))
+			older <- err
+		}()
+		<-paused
+		newer := make(chan Outcome, 1)
+		go func() {
+			_, outcome, err := w.Write(result("b", "k", "02"))
+			if err != nil {
+				t.Error(err)
+			}
+			newer <- outcome
+		}()
+		synctest.Wait()
+		select {
+		case <-newer:
+			t.Fatal("a write of the same key went ahead while another was between check and rename")
+		default:
+		}
+		close(release)
+		if err := <-older; err != nil {
+			t.Fatal(err)
+		}
+		if outcome := <-newer; outcome != Written {
+			t.Errorf("newer write: %v, want written", outcome)
+		}
+		if got, err := Read(w.Path("b", "k")); err != nil || got.Sequencer != "02" {
+			t.Errorf("result %+v, %v; want sequencer 02", got, err)
+		}
+		// Another key is not held up by a paused write.
+		paused, release = make(chan struct{}), make(chan struct{})
+		armed.Store(true)
+		go func() {
+			_, _, err := w.Write(result("b", "k", "03"))
+			older <- err
+		}()
+		<-paused
+		if _, _, err := w.Write(result("b", "other", "01")); err != nil {
+			t.Error(err)
+		}
+		close(release)
+		if err := <-older; err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func BenchmarkWrite(b *testing.B) {
