@@ -6,9 +6,10 @@
 #   bench/analyze.sh [SIZE]      SIZE of the uncompressed logs: 512M by default
 #                                (bytes, or K/M/G: powers of 1024)
 #   RUNS=3                       timed runs of each side; the fastest counts
-#   ZSTD=1                       also compare with `zstd -dc | wc -l` (if zstd exists)
-#   BZIP2=0                      also compare with `bzip2 -dc | wc -l` (slow to prepare)
+#   BENCH_ZSTD=1                 also compare with `zstd -dc | wc -l` (if zstd exists)
+#   BENCH_BZIP2=0                also compare with `bzip2 -dc | wc -l` (slow to prepare)
 #   KEEP=DIR                     keep the generated files in DIR
+# (Not ZSTD or BZIP2: bzip2 reads options from $BZIP2.)
 set -euo pipefail
 
 size=${1:-512M}
@@ -44,31 +45,32 @@ best_of() {
 	awk -v us="$best" 'BEGIN { printf "%.3f", us / 1e6 }'
 }
 
+mibs() { awk -v b="$want_bytes" -v s="$1" 'BEGIN { printf "%.1f", b / s / 1048576 }'; }
+
 compare() { # compare NAME FILE TOOL-PIPELINE
-	local name=$1 file=$2 pipeline=$3 base ours base_lines
+	local name=$1 file=$2 pipeline=$3 base ours base_lines got_bytes got_lines
 	base=$(best_of sh -c "$pipeline")
 	base_lines=$(tr -d ' ' <"$work/out")
 	ours=$(best_of "$work/analyze" "$file")
-	echo "$name"
-	echo "  baseline: $pipeline"
-	echo "    lines=$base_lines seconds=$base MiB/s=$(awk -v b="$want_bytes" -v s="$base" 'BEGIN { printf "%.1f", b / s / 1048576 }')"
-	echo "  ours:     analyze $(basename "$file")"
-	echo "    $(cat "$work/out")"
+	echo "$name (best of $runs runs, wall time of the whole command)"
+	echo "  baseline  $(printf '%6.3f' "$base") s  $(mibs "$base") MiB/s  $pipeline"
+	echo "  ours      $(printf '%6.3f' "$ours") s  $(mibs "$ours") MiB/s  analyze $(basename "$file")"
+	echo "  speed ratio (ours / baseline): $(awk -v b="$base" -v o="$ours" 'BEGIN { printf "%.2f", b / o }')x"
+	echo "  our last run: $(cat "$work/out")"
 	read -r got_bytes got_lines < <(sed -E 's/.* bytes=([0-9]+) lines=([0-9]+).*/\1 \2/' "$work/out")
 	if [[ "$got_bytes" != "$want_bytes" || "$got_lines" != "$want_lines" || "$base_lines" != "$want_lines" ]]; then
-		echo "  MISMATCH: want $want_bytes bytes, $want_lines lines" >&2
+		echo "  MISMATCH: want $want_bytes bytes and $want_lines lines; baseline counted $base_lines lines" >&2
 		exit 1
 	fi
-	echo "  speed ratio (ours / baseline): $(awk -v b="$base" -v o="$ours" 'BEGIN { printf "%.2f", b / o }')x"
 }
 
 compare "gzip" "$work/logs.gz" "gzip -dc '$work/logs.gz' | wc -l"
 
-if [[ "${ZSTD:-1}" == 1 ]] && command -v zstd >/dev/null; then
+if [[ "${BENCH_ZSTD:-1}" == 1 ]] && command -v zstd >/dev/null; then
 	gzip -dc "$work/logs.gz" | zstd -q -3 -T1 -o "$work/logs.zst"
 	compare "zstd (-3)" "$work/logs.zst" "zstd -dc '$work/logs.zst' | wc -l"
 fi
-if [[ "${BZIP2:-0}" == 1 ]] && command -v bzip2 >/dev/null; then
+if [[ "${BENCH_BZIP2:-0}" == 1 ]] && command -v bzip2 >/dev/null; then
 	gzip -dc "$work/logs.gz" | bzip2 -9 >"$work/logs.bz2"
 	compare "bzip2 (-9)" "$work/logs.bz2" "bzip2 -dc '$work/logs.bz2' | wc -l"
 fi
