@@ -29,8 +29,10 @@ var (
 // Result is what is recorded for one processed S3 object. The JSON field names are a
 // contract with users and scripts.
 type Result struct {
-	Bucket    string `json:"bucket"`
-	Key       string `json:"key"` // decoded: "+" is a space, %XX decoded
+	Bucket string `json:"bucket"`
+	// Key is the decoded key ("+" is a space, %XX decoded). Bytes that are not valid UTF-8,
+	// which JSON cannot carry, are written as U+FFFD; the file name keeps them apart.
+	Key       string `json:"key"`
 	VersionID string `json:"version_id"`
 	ETag      string `json:"etag"`
 	Size      int64  `json:"size"`  // stored size of the object
@@ -109,7 +111,7 @@ func (w *Writer) Path(bucket, key string) string {
 
 // Write records r in its result file unless the file already records the same object or a
 // newer event for the key (see the package documentation). It returns the file's path and
-// what was done. A zero ProcessedAt is set to the current time.
+// what was done; on error the outcome is 0. A zero ProcessedAt is set to the current time.
 func (w *Writer) Write(r Result) (string, Outcome, error) {
 	rel := relSlash(r.Bucket, r.Key)
 	p := filepath.Join(w.dir, filepath.FromSlash(rel))

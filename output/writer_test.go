@@ -505,7 +505,7 @@ func BenchmarkWrite(b *testing.B) {
 	b.Run("new", func(b *testing.B) {
 		w := newWriter(b)
 		for i := 0; b.Loop(); i++ {
-			if _, _, err := w.Write(result("bucket", fmt.Sprintf("logs/2024/%d/app.log.gz", i%100), fmt.Sprintf("%016X", i))); err != nil {
+			if _, _, err := w.Write(result("bucket", fmt.Sprintf("logs/%d/%d.log.gz", i/1000, i), fmt.Sprintf("%016X", i))); err != nil {
 				b.Fatal(err)
 			}
 		}
