@@ -1,0 +1,158 @@
+// Command palleto runs Palleto pipelines: S3 event notifications from SQS turned into
+// results on disk (run, demo), and a webhook-fed worker pool (serve).
+//
+// Usage:
+//
+//	palleto run --queue-url URL [--out DIR] [--drain] [--fetchers N] [--processors N] …
+//	palleto demo      a complete local run against moto_server
+//	palleto serve …   the webhook-fed worker pool
+//	palleto version
+//
+// Every flag can also be set with an environment variable PALLETO_<FLAG> (dashes become
+// underscores: --queue-url is PALLETO_QUEUE_URL); a flag on the command line wins.
+// Exit status: 0 success, 2 bad usage or configuration, 1 any other failure.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise it comes from
+// the module's build information.
+var version = ""
+
+const usage = `usage: palleto <command> [flags]
+
+commands:
+  run      process S3 event notifications from an SQS queue into result files
+  demo     a complete local run: starts moto_server, provisions, uploads, runs
+  serve    the webhook-fed worker pool
+  version  print the version
+
+Run 'palleto <command> -h' for a command's flags. Every flag can also be set with
+PALLETO_<FLAG> in the environment (--queue-url: PALLETO_QUEUE_URL).
+`
+
+// usageError is bad usage or configuration: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// commands holds the subcommands; each registers itself from its own file's init.
+var commands = map[string]command{
+	"version": versionCmd,
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := mainCode(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "palleto: unknown command %q\n%s", name, usage)
+		return 2
+	}
+	err := cmd(ctx, args[1:], stdout, stderr)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "palleto %s: %s\n", name, oneLine(err))
+		return 2
+	default:
+		fmt.Fprintf(stderr, "palleto %s: %s\n", name, oneLine(err))
+		return 1
+	}
+}
+
+// oneLine keeps an error message on one line, whatever its causes printed.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func versionCmd(_ context.Context, args []string, stdout, _ io.Writer) error {
+	if len(args) > 0 {
+		return usagef("version takes no arguments")
+	}
+	fmt.Fprintln(stdout, "palleto", buildVersion())
+	return nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// parse parses args into fs, then fills every flag not given on the command line from its
+// PALLETO_<FLAG> environment variable. Errors are usage errors naming the flag or variable.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return err
+		}
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := envName(f.Name)
+		if v := getenv(env); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = usagef("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// envName is the environment variable of a flag: PALLETO_ and the flag's name in upper
+// case with dashes as underscores.
+func envName(flagName string) string {
+	return "PALLETO_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
