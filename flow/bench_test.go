@@ -2,7 +2,6 @@ package flow_test
 
 import (
 	"context"
-	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,21 +25,8 @@ const benchWorkers = 4
 
 func benchFlow(b *testing.B, demand int) {
 	var acked atomic.Int64
-	ack := ackCounter{&acked}
 	n := b.N
-	next := 0
-	src := flow.SourceFunc[int](func(ctx context.Context, want int) ([]flow.Message[int], error) {
-		if next == n {
-			return nil, io.EOF
-		}
-		k := min(want, n-next)
-		msgs := make([]flow.Message[int], k)
-		for i := range msgs {
-			msgs[i] = flow.Message[int]{Data: next, Acker: ack}
-			next++
-		}
-		return msgs, nil
-	})
+	src := countingSource(n, &acked)
 	opts := flow.Options{Concurrency: benchWorkers, MaxDemand: demand}
 	p := flow.New(flow.Config{})
 	s := flow.From(p, "src", src, flow.SourceOptions{})

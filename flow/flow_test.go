@@ -659,9 +659,25 @@ func TestConfigErrors(t *testing.T) {
 func TestMillionItems(t *testing.T) {
 	const n = 1_000_000
 	var acked atomic.Int64
-	ack := ackCounter{&acked}
+	p := flow.New(flow.Config{})
+	s := flow.From(p, "src", countingSource(n, &acked), flow.SourceOptions{})
+	a := flow.Map(s, "inc", func(_ context.Context, v int) (int, error) { return v + 1, nil }, flow.Options{Concurrency: 2, MaxDemand: 1000})
+	b := flow.Filter(a, "all", func(v int) bool { return v > 0 }, flow.Options{Concurrency: 2, MaxDemand: 1000})
+	var sum atomic.Int64
+	flow.Sink(b, "sum", func(_ context.Context, v int) error { sum.Add(int64(v)); return nil }, flow.Options{Concurrency: 2, MaxDemand: 1000})
+	if err := p.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if acked.Load() != n || sum.Load() != int64(n)*(n+1)/2 {
+		t.Fatalf("acked %d, sum %d", acked.Load(), sum.Load())
+	}
+}
+
+// countingSource hands out the integers 0..n-1, then io.EOF, and counts acknowledgements.
+func countingSource(n int, acked *atomic.Int64) flow.Source[int] {
+	ack := ackCounter{acked}
 	next := 0
-	src := flow.SourceFunc[int](func(ctx context.Context, want int) ([]flow.Message[int], error) {
+	return flow.SourceFunc[int](func(ctx context.Context, want int) ([]flow.Message[int], error) {
 		if next == n {
 			return nil, io.EOF
 		}
@@ -673,18 +689,6 @@ func TestMillionItems(t *testing.T) {
 		}
 		return msgs, nil
 	})
-	p := flow.New(flow.Config{})
-	s := flow.From(p, "src", src, flow.SourceOptions{})
-	a := flow.Map(s, "inc", func(_ context.Context, v int) (int, error) { return v + 1, nil }, flow.Options{Concurrency: 2, MaxDemand: 1000})
-	b := flow.Filter(a, "all", func(v int) bool { return v > 0 }, flow.Options{Concurrency: 2, MaxDemand: 1000})
-	var sum atomic.Int64
-	flow.Sink(b, "sum", func(_ context.Context, v int) error { sum.Add(int64(v)); return nil }, flow.Options{Concurrency: 2, MaxDemand: 1000})
-	if err := p.Run(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if acked.Load() != n || sum.Load() != int64(n)*(n+1)/2 {
-		t.Fatalf("acked %d, sum %d", acked.Load(), sum.Load())
-	}
 }
 
 type ackCounter struct{ n *atomic.Int64 }

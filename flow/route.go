@@ -21,6 +21,7 @@ func Partition[T any](in *Stream[T], name string, key func(T) string, opts Optio
 	}
 	r := &relay[T]{name: name, opts: opts, in: in.input(name, 1).parts[0]}
 	seed := maphash.MakeSeed()
+	one := make([]item[T], 1) // the relay is one goroutine: one reusable slot
 	s := newStream(p, name, func(consumers int) *link[T] {
 		out := newLink[T](consumers)
 		p.addSweep(out)
@@ -35,7 +36,10 @@ func Partition[T any](in *Stream[T], name string, key func(T) string, opts Optio
 		}
 		parts := r.outs[0].parts
 		dst := parts[maphash.String(seed, k)%uint64(len(parts))]
-		if _, err := dst.push(rs.work, []item[T]{it}); err != nil {
+		one[0] = it
+		_, err = dst.push(rs.work, one)
+		one[0] = item[T]{}
+		if err != nil {
 			it.ref.complete(Released, nil, acks)
 			return false
 		}
