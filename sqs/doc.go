@@ -1,0 +1,67 @@
+// Package sqs is a demand-driven source of Amazon SQS messages for package flow: it receives
+// only what the pipeline asked for, and turns every outcome into the right request (a delete,
+// a visibility change, a send to a dead-letter queue), batched.
+//
+// # Demand and receives
+//
+// Receive(ctx, n) registers a demand of n with the source's owner loop and waits. The loop keeps
+// ceil(demand/10) ReceiveMessage requests in flight (at most Config.MaxReceives), each for
+// min(10, demand not yet covered) messages, so it never asks for more than is wanted and never
+// asks without demand. However many goroutines call Receive, there is one loop, and the
+// requests follow the sum of their demand: they do not multiply. Messages go to the waiting
+// Receive as soon as any arrive; it returns with what there is, and the runtime asks again for
+// the rest. A receive that completes after its caller has been served leaves its messages
+// held, for the next Receive to take at once.
+//
+// Receives long-poll (Config.WaitTime, 20 s by default). After an empty answer or a failure the
+// loop pauses before the next receive (exponential, capped, full jitter) and sends one receive
+// at a time until one brings messages again, so an idle queue costs little. Throttling, 5xx
+// and network errors are retried this way. A missing queue, refused credentials or a malformed
+// request stop the source: Receive returns an *Error whose Kind is ErrQueueNotFound,
+// ErrAccessDenied or ErrBadRequest. When the demand falls to zero because its Receive calls
+// were cancelled (a pipeline shutting down), receives in flight are aborted at once. Note that
+// SQS may have taken messages for a receive that is aborted: they come back when their
+// visibility timeout ends.
+//
+// # Outcomes
+//
+// The source is the flow.Acknowledger of its messages. Acknowledge only records outcomes; the
+// owner loop makes the requests:
+//
+//   - Succeeded: DeleteMessageBatch, 10 entries at a time, sent when a batch is full or
+//     Config.FlushInterval after its oldest entry arrived. Every entry of every answer is
+//     looked at: those SQS failed on its side are retried, those it refused (a stale receipt
+//     handle) are counted in Stats.Invalid and logged.
+//   - Failed: ChangeMessageVisibilityBatch to a delay from Config.Retry and the message's
+//     receive count (RetryImmediately, RetryAfter, RetryExponential), so that the queue's
+//     redrive policy moves a message that keeps failing to its dead-letter queue. With
+//     Config.DeadLetterQueueURL, a failure whose error wraps ErrPermanent (see Permanent) is
+//     sent there at once, body and message attributes kept, and deleted.
+//   - Released (the pipeline shut down before the message finished): visibility 0, at once.
+//
+// # Heartbeat
+//
+// Every message the source holds, handed out or not, has its visibility extended to
+// Config.VisibilityTimeout once a third of it has passed, in batches, until Config.MaxExtension
+// after its receipt. The extension stops as soon as the message has an outcome.
+//
+// # FIFO queues
+//
+// SQS hands out several messages of one message group in one answer. The source hands out
+// only the first of a group and holds the others (keeping them hidden) until it succeeds, so
+// a group's messages are processed one at a time, in order, whatever the pipeline's
+// concurrency. When the first fails or is released, the held ones are made visible again, and
+// SQS delivers the group again from the failed message on: order is never broken.
+//
+// # Drain and shutdown
+//
+// With Config.Drain, an empty receive while the source holds nothing is followed by
+// GetQueueAttributes; when the queue has no visible, in-flight or delayed messages, Receive
+// returns io.EOF and the pipeline ends.
+//
+// The creator owns the source: New starts its owner loop, and Close, called after the
+// pipeline's Run returned, aborts receives, makes the messages still held visible again,
+// makes every pending delete and visibility change, and ends every goroutine, within the
+// deadline of its context. Check, called at start-up, finds a missing queue, refused
+// credentials or an unreachable endpoint with a one-line error. Stats reads the counters.
+package sqs
