@@ -1,0 +1,314 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/output"
+	"github.com/palleto/palleto/sqs"
+)
+
+// Config configures a Palleto pipeline run. Zero values are the documented defaults; the
+// field comments name the command-line flag of each.
+type Config struct {
+	QueueURL   string        // --queue-url: required
+	Out        string        // --out: result directory; default ./out
+	Drain      bool          // --drain: stop once the queue is empty and all work is done
+	Fetchers   int           // --fetchers: concurrent downloads; default 4
+	Processors int           // --processors: concurrent analyses; default the number of CPUs
+	OnMissing  string        // --on-missing: "fail" (default) or "skip"
+	DLQURL     string        // --dlq-url: where malformed messages go at once
+	Visibility time.Duration // --visibility-timeout: kept up by the heartbeat while in work; default 30 s
+	WaitTime   time.Duration // --wait-time: long-poll wait, 0–20 s; default 20 s
+	RetryDelay time.Duration // --retry-delay: first delay before a failed message is retried; default 5 s
+	MaxDelay   time.Duration // --max-retry-delay: cap of the growing retry delay; default 5 min
+	Shutdown   time.Duration // --shutdown-timeout: grace period for in-flight work; default 30 s
+	SpoolDir   string        // --spool-dir: where large objects wait between download and analysis
+	SpoolMem   int64         // objects up to this size are spooled in memory; default 8 MiB
+
+	AWS    *aws.Config  // nil: the SDK's standard sources (environment, profiles, …)
+	Logger *slog.Logger // nil: discard
+	Status *StatusLine  // nil: no status output
+}
+
+// A ConfigError names the setting (by its flag) that is wrong. The command exits with
+// status 2 for it.
+type ConfigError struct {
+	Flag   string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "--" + e.Flag + ": " + e.Reason }
+
+func (c *Config) setDefaults() {
+	if c.Out == "" {
+		c.Out = "./out"
+	}
+	if c.Fetchers == 0 {
+		c.Fetchers = 4
+	}
+	if c.Processors == 0 {
+		c.Processors = runtime.NumCPU()
+	}
+	if c.OnMissing == "" {
+		c.OnMissing = OnMissingFail
+	}
+	if c.WaitTime == 0 {
+		c.WaitTime = 20 * time.Second
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = 5 * time.Second
+	}
+	if c.MaxDelay == 0 {
+		c.MaxDelay = 5 * time.Minute
+	}
+	if c.Shutdown == 0 {
+		c.Shutdown = 30 * time.Second
+	}
+	if c.SpoolMem == 0 {
+		c.SpoolMem = 8 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first setting that cannot work, after defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.QueueURL == "":
+		return &ConfigError{"queue-url", "is required"}
+	case c.Fetchers < 1:
+		return &ConfigError{"fetchers", fmt.Sprintf("%d: want at least 1", c.Fetchers)}
+	case c.Processors < 1:
+		return &ConfigError{"processors", fmt.Sprintf("%d: want at least 1", c.Processors)}
+	case c.OnMissing != OnMissingFail && c.OnMissing != OnMissingSkip:
+		return &ConfigError{"on-missing", fmt.Sprintf("%q: want fail or skip", c.OnMissing)}
+	case c.Visibility < 0 || c.Visibility > 12*time.Hour:
+		return &ConfigError{"visibility-timeout", fmt.Sprintf("%v: want 0 to 12h", c.Visibility)}
+	case c.WaitTime < 0 || c.WaitTime > 20*time.Second:
+		return &ConfigError{"wait-time", fmt.Sprintf("%v: want 0 to 20s", c.WaitTime)}
+	case c.RetryDelay < 0:
+		return &ConfigError{"retry-delay", "must not be negative"}
+	case c.MaxDelay < c.RetryDelay:
+		return &ConfigError{"max-retry-delay", fmt.Sprintf("%v is below --retry-delay %v", c.MaxDelay, c.RetryDelay)}
+	case c.Shutdown < 0:
+		return &ConfigError{"shutdown-timeout", "must not be negative"}
+	}
+	return nil
+}
+
+// Summary counts what a run did.
+type Summary struct {
+	Messages  int64 // messages received (a redelivered message counts again)
+	Objects   int64 // result files written or confirmed
+	Failed    int64 // messages that failed (each attempt counts)
+	Elapsed   time.Duration
+	ObjPerSec float64
+}
+
+func (s Summary) String() string {
+	return fmt.Sprintf("Summary: %d messages received, %d objects processed, %d failures, in %s (%.1f objects/s).",
+		s.Messages, s.Objects, s.Failed, s.Elapsed.Round(time.Millisecond), s.ObjPerSec)
+}
+
+// Run runs the Palleto pipeline until ctx is cancelled (then it shuts down gracefully), or
+// with Drain until the queue is empty. Problems of configuration, credentials, the queue
+// or the endpoint are found before anything is received and returned as *ConfigError.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, err
+	}
+	cfg.setDefaults()
+	log := cfg.Logger
+
+	awsCfg, err := loadAWS(ctx, cfg.AWS)
+	if err != nil {
+		return Summary{}, err
+	}
+	sqsClient := awssqs.NewFromConfig(awsCfg)
+	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if endpointOverridden(awsCfg) {
+			o.UsePathStyle = true
+		}
+	})
+
+	out, err := output.NewWriter(cfg.Out)
+	if err != nil {
+		return Summary{}, &ConfigError{"out", err.Error()}
+	}
+	defer out.Close()
+
+	src, err := sqs.New(sqsClient, sqs.Config{
+		QueueURL:           cfg.QueueURL,
+		WaitTime:           cfg.WaitTime,
+		VisibilityTimeout:  cfg.Visibility,
+		Retry:              sqs.RetryExponential(cfg.RetryDelay, cfg.MaxDelay),
+		DeadLetterQueueURL: cfg.DLQURL,
+		Drain:              cfg.Drain,
+		Logger:             log,
+	})
+	if err != nil {
+		return Summary{}, &ConfigError{"queue-url", err.Error()}
+	}
+	if err := src.Check(ctx); err != nil {
+		src.Close(context.Background())
+		if ctx.Err() != nil {
+			return Summary{}, ctx.Err()
+		}
+		return Summary{}, &ConfigError{"queue-url", err.Error()}
+	}
+
+	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
+	t := &tally{}
+	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(flow.LogObserver(log), t)})
+	msgs := flow.From(p, "sqs", src, flow.SourceOptions{})
+	jobs := flow.FlatMap(msgs, "parse", func(_ context.Context, m sqs.Message) ([]objectJob, error) {
+		jobs, err := st.parse(m.ID, []byte(m.Body))
+		if errors.Is(err, ErrBadMessage) {
+			log.Warn("malformed message", "message_id", m.ID, "error", err)
+			return nil, sqs.Permanent(err)
+		}
+		return jobs, err
+	}, flow.Options{Concurrency: 1, MaxDemand: 10})
+	files := flow.FlatMap(jobs, "fetch", st.fetch, flow.Options{Concurrency: cfg.Fetchers, MaxDemand: 1})
+	results := flow.Map(files, "analyse", st.analyse, flow.Options{Concurrency: cfg.Processors, MaxDemand: 1})
+	flow.Sink(results, "write", st.write, flow.Options{Concurrency: 2, MaxDemand: 4})
+
+	began := time.Now()
+	stopStatus := cfg.Status.start(t, src, began)
+	runErr := p.Run(ctx)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	closeErr := src.Close(closeCtx)
+	cancel()
+	stopStatus()
+
+	sum := t.summary(time.Since(began))
+	if runErr != nil {
+		return sum, runErr
+	}
+	if closeErr != nil {
+		return sum, fmt.Errorf("flush acknowledgements: %w", closeErr)
+	}
+	log.Info("run ended", "messages", sum.Messages, "objects", sum.Objects, "failed", sum.Failed, "elapsed", sum.Elapsed)
+	return sum, nil
+}
+
+// loadAWS returns the given configuration, or loads one from the SDK's standard sources.
+// A missing region is a configuration error found here rather than at the first request.
+func loadAWS(ctx context.Context, given *aws.Config) (aws.Config, error) {
+	var cfg aws.Config
+	if given != nil {
+		cfg = *given
+	} else {
+		var err error
+		cfg, err = awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return aws.Config{}, &ConfigError{"queue-url", "AWS configuration: " + err.Error()}
+		}
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, &ConfigError{"queue-url", "no AWS region: set AWS_REGION (or a profile's region)"}
+	}
+	return cfg, nil
+}
+
+// endpointOverridden tells whether S3 is served from a custom endpoint (moto, MinIO, …),
+// which wants path-style addressing.
+func endpointOverridden(cfg aws.Config) bool {
+	return cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
+}
+
+// tally counts pipeline events for the status line and the summary.
+type tally struct {
+	received, objects, failed atomic.Int64
+}
+
+func (t *tally) Observe(e flow.Event) {
+	switch {
+	case e.Kind == flow.EventReceived:
+		t.received.Add(int64(e.N))
+	case e.Kind == flow.EventDone && e.Stage == "write":
+		t.objects.Add(int64(e.N))
+	case e.Kind == flow.EventFailed:
+		t.failed.Add(int64(e.N))
+	}
+}
+
+func (t *tally) summary(elapsed time.Duration) Summary {
+	s := Summary{Messages: t.received.Load(), Objects: t.objects.Load(), Failed: t.failed.Load(), Elapsed: elapsed}
+	if secs := elapsed.Seconds(); secs > 0 {
+		s.ObjPerSec = float64(s.Objects) / secs
+	}
+	return s
+}
+
+// StatusLine reports progress: rewritten in place on a terminal, or as a log line now and
+// then otherwise.
+type StatusLine struct {
+	W        io.Writer
+	Terminal bool          // rewrite one line in place
+	Every    time.Duration // default 1 s on a terminal, 30 s otherwise
+}
+
+// inFlight reports messages received and not yet acknowledged.
+type inFlight interface{ Stats() sqs.Stats }
+
+func (s *StatusLine) start(t *tally, src inFlight, began time.Time) (stop func()) {
+	if s == nil || s.W == nil {
+		return func() {}
+	}
+	every := s.Every
+	if every == 0 {
+		every = 30 * time.Second
+		if s.Terminal {
+			every = time.Second
+		}
+	}
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				s.print(t, src, began, false)
+			case <-done:
+				s.print(t, src, began, true)
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-ended }
+}
+
+func (s *StatusLine) print(t *tally, src inFlight, began time.Time, last bool) {
+	sum := t.summary(time.Since(began))
+	st := src.Stats()
+	line := fmt.Sprintf("received %d  in flight %d  done %d  failed %d  %.1f objects/s  %s",
+		sum.Messages, st.InFlight+st.Held, sum.Objects, sum.Failed, sum.ObjPerSec, sum.Elapsed.Round(time.Second))
+	switch {
+	case s.Terminal && last:
+		fmt.Fprintf(s.W, "\r\033[K%s\n", line)
+	case s.Terminal:
+		fmt.Fprintf(s.W, "\r\033[K%s", line)
+	default:
+		fmt.Fprintf(s.W, "status: %s\n", line)
+	}
+}

@@ -1,0 +1,452 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"go.uber.org/goleak"
+
+	"github.com/palleto/palleto/app"
+	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/output"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(moto.SharedMain(m)) }
+
+// env is a bucket whose notifications go to a queue with a dead-letter queue, on the
+// package's moto_server.
+type env struct {
+	srv    *moto.Server
+	s3     *s3.Client
+	sqs    *awssqs.Client
+	bucket string
+	queue  moto.Queue
+	out    string
+}
+
+var envSeq atomic.Int64
+
+func newEnv(t *testing.T, maxReceive int) *env {
+	t.Helper()
+	srv := moto.Shared(t)
+	ctx := t.Context()
+	n := envSeq.Add(1)
+	e := &env{srv: srv, s3: srv.S3(), sqs: srv.SQS(), bucket: fmt.Sprintf("bucket-%d", n), out: t.TempDir()}
+	var err error
+	e.queue, err = moto.CreateQueue(ctx, e.sqs, fmt.Sprintf("queue-%d", n), moto.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceiveCount: maxReceive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := moto.CreateBucket(ctx, e.s3, e.bucket); err != nil {
+		t.Fatal(err)
+	}
+	if err := moto.NotifyQueue(ctx, e.s3, e.sqs, e.bucket, e.queue); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) put(t *testing.T, key string, body []byte) {
+	t.Helper()
+	if _, err := moto.PutObject(t.Context(), e.s3, e.bucket, key, body); err != nil {
+		t.Fatalf("put %q: %v", key, err)
+	}
+}
+
+func (e *env) config(mod ...func(*app.Config)) app.Config {
+	cfg := app.Config{
+		QueueURL:   e.queue.URL,
+		Out:        e.out,
+		Drain:      true,
+		Fetchers:   3,
+		Processors: 2,
+		WaitTime:   time.Second,
+		RetryDelay: 200 * time.Millisecond,
+		MaxDelay:   time.Second,
+		AWS:        ptr(e.srv.AWSConfig()),
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	return cfg
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (e *env) run(t *testing.T, mod ...func(*app.Config)) app.Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cfg := e.config(mod...)
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sum, err := app.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return sum
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (e *env) result(t *testing.T, key string) (output.Result, bool) {
+	t.Helper()
+	r, err := output.Read(filepath.Join(e.out, output.RelPath(e.bucket, key)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, false
+	}
+	if err != nil {
+		t.Fatalf("result of %q: %v", key, err)
+	}
+	return r, true
+}
+
+func (e *env) queueCounts(t *testing.T, url string) (visible, inflight string) {
+	t.Helper()
+	out, err := e.sqs.GetQueueAttributes(t.Context(), &awssqs.GetQueueAttributesInput{
+		QueueUrl: &url,
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages,
+			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Attributes["ApproximateNumberOfMessages"], out.Attributes["ApproximateNumberOfMessagesNotVisible"]
+}
+
+func lines(n int, tag string) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "%s line %d\n", tag, i)
+	}
+	return b.Bytes()
+}
+
+func gz(p []byte) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write(p)
+	w.Close()
+	return b.Bytes()
+}
+
+func zst(p []byte) []byte {
+	w, _ := zstd.NewWriter(nil)
+	defer w.Close()
+	return w.EncodeAll(p, nil)
+}
+
+func TestPipelineEndToEnd(t *testing.T) {
+	e := newEnv(t, 3)
+	type want struct {
+		lines    int64
+		bytes    int64
+		encoding string
+	}
+	wants := map[string]want{}
+	add := func(key string, plain []byte, enc string) {
+		body := plain
+		switch enc {
+		case "gzip":
+			body = gz(plain)
+		case "zstd":
+			body = zst(plain)
+		}
+		e.put(t, key, body)
+		wants[key] = want{int64(bytes.Count(plain, []byte("\n"))), int64(len(plain)), enc}
+	}
+	for i := range 12 {
+		add(fmt.Sprintf("logs/%02d.log.gz", i), lines(100+i, "gz"), "gzip")
+		add(fmt.Sprintf("logs/%02d.log.zst", i), lines(50+i, "zst"), "zstd")
+		add(fmt.Sprintf("logs/%02d.log", i), lines(10+i, "plain"), "none")
+	}
+	for _, key := range []string{
+		"with space/and+plus.gz", "percent %25 and %2F.txt", "ünïcødé/日本語.log",
+		"../escape/../../etc/passwd", "/leading/slash", "a//double", "trailing/",
+	} {
+		add(key, lines(7, key), "gzip")
+	}
+	add("empty", nil, "none")
+	add("no-newline", []byte("one line without end"), "none")
+
+	sum := e.run(t)
+	for key, w := range wants {
+		r, ok := e.result(t, key)
+		if !ok {
+			t.Errorf("%q: no result", key)
+			continue
+		}
+		if r.Key != key || r.Bucket != e.bucket || r.Lines != w.lines || r.Bytes != w.bytes || r.Encoding != w.encoding || r.Size <= 0 && w.bytes > 0 {
+			t.Errorf("%q: result %+v, want key %q, lines %d, bytes %d, encoding %s", key, r, key, w.lines, w.bytes, w.encoding)
+		}
+		if r.MessageID == "" || r.ETag == "" || r.ProcessedAt.IsZero() {
+			t.Errorf("%q: result lacks message id, etag or time: %+v", key, r)
+		}
+	}
+	// Nothing was written outside the output directory, and nothing but results inside it.
+	files := 0
+	filepath.WalkDir(e.out, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+			if !strings.HasSuffix(path, ".json") {
+				t.Errorf("unexpected file %s", path)
+			}
+		}
+		return nil
+	})
+	if files != len(wants) {
+		t.Errorf("%d files under --out, want %d", files, len(wants))
+	}
+	if sum.Objects != int64(len(wants)) {
+		t.Errorf("summary counts %d objects, want %d", sum.Objects, len(wants))
+	}
+	if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
+		t.Errorf("queue left with %s visible, %s in flight", v, f)
+	}
+}
+
+// s3Notification is an S3 notification body naming several objects of one bucket.
+func s3Notification(bucket string, keys ...string) string {
+	var recs []string
+	for i, k := range keys {
+		recs = append(recs, fmt.Sprintf(`{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+			"s3":{"bucket":{"name":%q},"object":{"key":%q,"size":1,"eTag":"x","sequencer":"%016X"}}}`, bucket, k, i+1))
+	}
+	return `{"Records":[` + strings.Join(recs, ",") + `]}`
+}
+
+func (e *env) send(t *testing.T, body string) {
+	t.Helper()
+	if _, err := e.sqs.SendMessage(t.Context(), &awssqs.SendMessageInput{QueueUrl: &e.queue.URL, MessageBody: &body}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drainNotifications removes what the bucket's own notifications put in the queue, so a
+// test can send hand-made ones.
+func (e *env) purge(t *testing.T) {
+	t.Helper()
+	if _, err := e.sqs.PurgeQueue(t.Context(), &awssqs.PurgeQueueInput{QueueUrl: &e.queue.URL}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) deadLetterBodies(t *testing.T) []string {
+	t.Helper()
+	var bodies []string
+	for {
+		out, err := e.sqs.ReceiveMessage(t.Context(), &awssqs.ReceiveMessageInput{QueueUrl: &e.queue.DeadLetter.URL, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return bodies
+		}
+		for _, m := range out.Messages {
+			bodies = append(bodies, aws.ToString(m.Body))
+		}
+	}
+}
+
+func TestMissingObjectFailsThenDeadLetters(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(t, "here-1", []byte("a\nb\n"))
+	e.put(t, "here-2", []byte("c\n"))
+	e.purge(t)
+	e.send(t, s3Notification(e.bucket, "here-1", "gone", "here-2"))
+	e.run(t)
+	// The objects that exist were processed; the message failed for the missing one and
+	// went to the dead-letter queue after the redrive count.
+	for _, k := range []string{"here-1", "here-2"} {
+		if _, ok := e.result(t, k); !ok {
+			t.Errorf("%s: no result", k)
+		}
+	}
+	if dl := e.deadLetterBodies(t); len(dl) != 1 || !strings.Contains(dl[0], `"gone"`) {
+		t.Fatalf("dead-letter queue holds %q, want the message naming the missing object", dl)
+	}
+}
+
+func TestMissingObjectSkipped(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(t, "here", []byte("a\n"))
+	e.purge(t)
+	e.send(t, s3Notification(e.bucket, "gone", "here"))
+	e.run(t, func(c *app.Config) { c.OnMissing = app.OnMissingSkip })
+	if _, ok := e.result(t, "here"); !ok {
+		t.Error("the existing object was not processed")
+	}
+	if dl := e.deadLetterBodies(t); len(dl) != 0 {
+		t.Fatalf("dead-letter queue holds %q, want nothing under --on-missing=skip", dl)
+	}
+	if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
+		t.Errorf("queue left with %s visible, %s in flight", v, f)
+	}
+}
+
+func TestCorruptFileGoesToDeadLetterQueue(t *testing.T) {
+	e := newEnv(t, 2)
+	good := gz(lines(1000, "good"))
+	e.put(t, "good.gz", good)
+	e.put(t, "corrupt.gz", good[:len(good)/2])
+	e.run(t)
+	if _, ok := e.result(t, "corrupt.gz"); ok {
+		t.Error("a result file was written for a corrupt object")
+	}
+	if r, ok := e.result(t, "good.gz"); !ok || r.Lines != 1000 {
+		t.Errorf("good.gz: %+v, %v", r, ok)
+	}
+	dl := e.deadLetterBodies(t)
+	if len(dl) != 1 || !strings.Contains(dl[0], "corrupt.gz") {
+		t.Fatalf("dead-letter queue holds %q, want the corrupt object's notification", dl)
+	}
+}
+
+func TestMalformedMessageMovedToDLQAtOnce(t *testing.T) {
+	e := newEnv(t, 5)
+	e.purge(t)
+	e.send(t, `{"not":"a notification"}`)
+	e.send(t, `definitely not json`)
+	e.run(t, func(c *app.Config) {
+		c.DLQURL = e.queue.DeadLetter.URL
+		c.RetryDelay = time.Minute
+		c.MaxDelay = time.Minute
+	})
+	// With a one-minute retry delay, only a move at once can have emptied the queue.
+	dl := e.deadLetterBodies(t)
+	if len(dl) != 2 {
+		t.Fatalf("dead-letter queue holds %q, want both malformed messages", dl)
+	}
+}
+
+func TestSameEventTwiceGivesOneIdenticalFile(t *testing.T) {
+	e := newEnv(t, 3)
+	e.put(t, "twice.log", lines(42, "x"))
+	e.run(t)
+	path := filepath.Join(e.out, output.RelPath(e.bucket, "twice.log"))
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r output.Result
+	if err := json.Unmarshal(first, &r); err != nil || r.Lines != 42 {
+		t.Fatalf("first result %s: %v", first, err)
+	}
+	// Deliver the same notification again, as SQS may.
+	body := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+		"s3":{"bucket":{"name":%q},"object":{"key":"twice.log","size":%d,"eTag":%q,"sequencer":%q}}}]}`,
+		e.bucket, r.Size, r.ETag, r.Sequencer)
+	e.send(t, body)
+	e.send(t, body)
+	e.run(t)
+	again, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, again) {
+		t.Fatalf("result changed on redelivery:\n%s\n%s", first, again)
+	}
+}
+
+// A large object is counted correctly while memory stays far below its size. CI uses 64 MiB
+// of content; bench/large-object.sh runs the same check at full size.
+// spoolMemForTest is the default; setting it above the object's size must fail the test.
+var spoolMemForTest int64 = 0
+
+func TestLargeObjectBoundedMemory(t *testing.T) {
+	size := 64 << 20
+	if testing.Short() {
+		size = 8 << 20
+	}
+	e := newEnv(t, 3)
+	// Random hex lines barely compress, so the stored object is large too: the spool must
+	// put it on disk, and nothing may hold the decompressed content.
+	rng := rand.New(rand.NewPCG(1, 2))
+	var plain bytes.Buffer
+	var wantLines int64
+	word := make([]byte, 8)
+	for plain.Len() < size {
+		for range 8 {
+			binary.LittleEndian.PutUint64(word, rng.Uint64())
+			plain.WriteString(hex.EncodeToString(word))
+		}
+		plain.WriteByte('\n')
+		wantLines++
+	}
+	var zbuf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&zbuf, gzip.BestSpeed)
+	zw.Write(plain.Bytes())
+	zw.Close()
+	body := zbuf.Bytes()
+	wantBytes := int64(plain.Len())
+	stored := int64(len(body))
+	plain, zbuf = bytes.Buffer{}, bytes.Buffer{}
+	e.put(t, "large.log.gz", body)
+	body = nil
+	runtime.GC()
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	})
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	e.run(t, func(c *app.Config) { c.SpoolMem = spoolMemForTest })
+	close(stop)
+	wg.Wait()
+	r, ok := e.result(t, "large.log.gz")
+	if !ok || r.Lines != wantLines || r.Bytes != wantBytes {
+		t.Fatalf("large object: %+v, want %d lines, %d bytes", r, wantLines, wantBytes)
+	}
+	grew := int64(peak.Load()) - int64(before.HeapInuse)
+	t.Logf("content %d MiB, stored %d MiB, heap in use %d MiB before, %d MiB at most during the run", wantBytes>>20, stored>>20, before.HeapInuse>>20, peak.Load()>>20)
+	if grew > int64(size)/3 {
+		t.Fatalf("heap grew by %d MiB for %d MiB of content: the object is being buffered", grew>>20, wantBytes>>20)
+	}
+}
+
+var _ = io.Discard

@@ -1,0 +1,167 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/palleto/palleto/object"
+	"github.com/palleto/palleto/output"
+	"github.com/palleto/palleto/s3event"
+)
+
+// Policies for an object named by an event that does not exist (any more).
+const (
+	OnMissingFail = "fail" // a failure: retried, then moved by the queue's redrive policy
+	OnMissingSkip = "skip" // acknowledged with a warning
+)
+
+// ErrBadMessage marks a message body that is not an S3 notification in any supported
+// envelope. Retrying it cannot help.
+var ErrBadMessage = errors.New("not an S3 notification")
+
+// objectJob is one object named by one message.
+type objectJob struct {
+	MessageID string
+	Obj       s3event.Object
+}
+
+// fetched is an object's content, spooled so that downloading and analysing can run with
+// their own concurrency: small objects in memory, larger ones in an unlinked temporary file
+// (nothing is left behind, even after a crash).
+type fetched struct {
+	job  objectJob
+	info object.Info
+	mem  []byte
+	file *os.File
+}
+
+func (f *fetched) reader() io.Reader {
+	if f.file != nil {
+		return f.file
+	}
+	return bytes.NewReader(f.mem)
+}
+
+func (f *fetched) close() {
+	if f.file != nil {
+		f.file.Close()
+		f.file = nil
+	}
+	f.mem = nil
+}
+
+// stages holds what the pipeline's handlers share. Each method is one stage's handler.
+type stages struct {
+	s3        object.Getter
+	out       *output.Writer
+	spoolDir  string // "" means the system's temporary directory
+	memLimit  int64  // objects up to this size are spooled in memory
+	onMissing string
+	log       *slog.Logger
+}
+
+// parse turns a message body into the objects it names. Test events and events other than
+// ObjectCreated name none: the message is done once logged.
+func (s *stages) parse(messageID string, body []byte) ([]objectJob, error) {
+	n, err := s3event.Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("message %s: %w: %w", messageID, ErrBadMessage, err)
+	}
+	if n.Test {
+		s.log.Info("S3 test event acknowledged", "message_id", messageID)
+	}
+	for _, name := range n.Skipped {
+		s.log.Info("event acknowledged without work", "message_id", messageID, "event", name)
+	}
+	jobs := make([]objectJob, len(n.Objects))
+	for i, o := range n.Objects {
+		jobs[i] = objectJob{MessageID: messageID, Obj: o}
+	}
+	return jobs, nil
+}
+
+// fetch downloads an object into the spool. A missing object is a failure, or nothing at
+// all under the skip policy.
+func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
+	o := j.Obj
+	body, info, err := object.Open(ctx, s.s3, o.Bucket, o.Key, o.VersionID)
+	if err != nil {
+		if errors.Is(err, object.ErrNotFound) && s.onMissing == OnMissingSkip {
+			s.log.Warn("object not found: skipped", "bucket", o.Bucket, "key", o.Key, "message_id", j.MessageID)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	defer body.Close()
+	f := &fetched{job: j, info: info}
+	if info.Size >= 0 && info.Size <= s.memLimit {
+		f.mem = make([]byte, 0, info.Size+1)
+		buf := bytes.NewBuffer(f.mem)
+		if _, err := buf.ReadFrom(body); err != nil {
+			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, err)
+		}
+		f.mem = buf.Bytes()
+	} else {
+		file, err := os.CreateTemp(s.spoolDir, "palleto-spool-*")
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		os.Remove(file.Name()) // the open file stays readable; its space is freed on close
+		if _, err := io.Copy(file, body); err != nil {
+			file.Close()
+			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, err)
+		}
+		if _, err := file.Seek(0, io.SeekStart); err != nil {
+			file.Close()
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		f.file = file
+	}
+	s.log.Debug("downloaded", "bucket", o.Bucket, "key", o.Key, "size", info.Size)
+	return []*fetched{f}, nil
+}
+
+// analyse decompresses and counts a spooled object. A corrupt object is a failure: no
+// result is written for it.
+func (s *stages) analyse(_ context.Context, f *fetched) (output.Result, error) {
+	defer f.close()
+	o := f.job.Obj
+	dec, enc, err := object.Decode(f.reader())
+	if err != nil {
+		return output.Result{}, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	n, lines, err := object.Count(dec)
+	dec.Close()
+	if err != nil {
+		return output.Result{}, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
+	}
+	etag := f.info.ETag
+	if etag == "" {
+		etag = o.ETag
+	}
+	version := f.info.VersionID
+	if version == "" {
+		version = o.VersionID
+	}
+	return output.Result{
+		Bucket: o.Bucket, Key: o.Key, VersionID: version, ETag: etag,
+		Size: f.info.Size, Bytes: n, Lines: lines, Encoding: string(enc),
+		Sequencer: o.Sequencer, MessageID: f.job.MessageID,
+	}, nil
+}
+
+// write records a result atomically.
+func (s *stages) write(_ context.Context, r output.Result) error {
+	path, outcome, err := s.out.Write(r)
+	if err != nil {
+		return fmt.Errorf("s3://%s/%s: write result: %w", r.Bucket, r.Key, err)
+	}
+	s.log.Info("processed", "bucket", r.Bucket, "key", r.Key, "lines", r.Lines, "bytes", r.Bytes,
+		"encoding", r.Encoding, "result", path, "outcome", outcome.String())
+	return nil
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"go.uber.org/goleak"
+
+	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/output"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(moto.SharedMain(m)) }
+
+func runMain(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var o, e bytes.Buffer
+	code = mainCode(t.Context(), args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
+	cases := []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		words string // the message must name this
+	}{
+		{"no command", nil, nil, "usage"},
+		{"unknown command", nil, []string{"frobnicate"}, "frobnicate"},
+		{"missing queue", nil, []string{"run"}, "--queue-url"},
+		{"unknown flag", nil, []string{"run", "--nope"}, "nope"},
+		{"bad number", nil, []string{"run", "--queue-url", "http://x", "--fetchers", "many"}, "fetchers"},
+		{"zero fetchers", nil, []string{"run", "--queue-url", "http://x", "--fetchers", "0"}, "--fetchers"},
+		{"bad policy", nil, []string{"run", "--queue-url", "http://x", "--on-missing", "ignore"}, "--on-missing"},
+		{"bad wait", nil, []string{"run", "--queue-url", "http://x", "--wait-time", "30s"}, "--wait-time"},
+		{"bad env", map[string]string{"PALLETO_FETCHERS": "lots"}, []string{"run", "--queue-url", "http://x"}, "PALLETO_FETCHERS"},
+		{"bad log level", nil, []string{"run", "--queue-url", "http://x", "--log-level", "loud"}, "--log-level"},
+		{"stray argument", nil, []string{"run", "--queue-url", "http://x", "extra"}, "extra"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runMain(t, c.env, c.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, stderr)
+			}
+			if !strings.Contains(stderr, c.words) {
+				t.Fatalf("stderr %q does not name %q", stderr, c.words)
+			}
+			if c.args != nil && strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Fatalf("stderr is not one line: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestFlagWinsOverEnvironment(t *testing.T) {
+	// The environment asks for 0 fetchers (invalid); the flag's valid value must win, so the
+	// run gets as far as the queue check, which fails on the unreachable endpoint instead.
+	code, _, stderr := runMain(t, map[string]string{
+		"PALLETO_FETCHERS": "0", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_MAX_ATTEMPTS": "1",
+	}, "run", "--queue-url", "http://127.0.0.1:1/123456789012/q", "--fetchers", "2")
+	if code != 2 || strings.Contains(stderr, "fetchers") {
+		t.Fatalf("exit %d, stderr %q: want the endpoint error, not the environment's fetchers", code, stderr)
+	}
+}
+
+func TestStartupProblemsAreFoundBeforePolling(t *testing.T) {
+	srv := moto.Shared(t)
+	ctx := t.Context()
+	q, err := moto.CreateQueue(ctx, srv.SQS(), "startup", moto.QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_MAX_ATTEMPTS": "1"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		url  string
+	}{
+		{"unreachable endpoint", with("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), q.URL},
+		{"missing queue", with("AWS_ENDPOINT_URL", srv.URL()), strings.TrimSuffix(q.URL, "startup") + "no-such-queue"},
+		{"no region", with("AWS_ENDPOINT_URL", srv.URL(), "AWS_REGION", "", "AWS_DEFAULT_REGION", "", "AWS_CONFIG_FILE", "/nonexistent"), q.URL},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			var o, e bytes.Buffer
+			code := mainCode(ctx, []string{"run", "--queue-url", c.url, "--out", t.TempDir(), "--status", "off"}, &o, &e)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr: %s", code, e.String())
+			}
+			if lines := strings.Split(strings.TrimSpace(e.String()), "\n"); len(lines) != 1 {
+				t.Fatalf("want one line, got %q", e.String())
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runMain(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "palleto ") {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the palleto command once per test binary.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "palleto-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "palleto")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// kill -9 in the middle of a run, then a restart with --drain: every result correct, the
+// queue empty.
+func TestKillNineThenRestart(t *testing.T) {
+	bin := binary(t)
+	srv := moto.Shared(t)
+	ctx := t.Context()
+	s3c, sqsc := srv.S3(), srv.SQS()
+	q, err := moto.CreateQueue(ctx, sqsc, "kill9", moto.QueueOptions{VisibilityTimeout: 2 * time.Second, MaxReceiveCount: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := moto.CreateBucket(ctx, s3c, "kill9"); err != nil {
+		t.Fatal(err)
+	}
+	if err := moto.NotifyQueue(ctx, s3c, sqsc, "kill9", q); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	want := map[string]int64{}
+	for i := range n {
+		key := fmt.Sprintf("obj-%03d.log", i)
+		var b bytes.Buffer
+		for l := range 2000 + i {
+			fmt.Fprintf(&b, "line %d\n", l)
+		}
+		want[key] = int64(2000 + i)
+		if _, err := moto.PutObject(ctx, s3c, "kill9", key, b.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := t.TempDir()
+	env := append(os.Environ(), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL="+srv.URL())
+	args := []string{"run", "--queue-url", q.URL, "--out", out, "--fetchers", "1", "--processors", "1", "--wait-time", "1s", "--retry-delay", "200ms", "--status", "off"}
+
+	// First run: killed as soon as a few results exist.
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for countResults(out) < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	done := countResults(out)
+	if done == 0 || done >= n {
+		t.Fatalf("kill came at %d of %d results: the test proves nothing", done, n)
+	}
+
+	// Restart and drain.
+	cmd = exec.Command(bin, append(args, "--drain")...)
+	cmd.Env = env
+	combined, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("restart: %v\n%s", err, combined)
+	}
+	for key, lines := range want {
+		r, err := output.Read(filepath.Join(out, output.RelPath("kill9", key)))
+		if err != nil || r.Lines != lines {
+			t.Errorf("%s: %+v, %v; want %d lines", key, r, err, lines)
+		}
+	}
+	attrs, err := sqsc.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(q.URL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attrs.Attributes["ApproximateNumberOfMessages"] != "0" || attrs.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" {
+		t.Fatalf("queue not empty after the restart: %v", attrs.Attributes)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(out, "*", ".palleto-*")); len(leftovers) > 0 {
+		t.Logf("temporary files left by the kill (harmless): %v", leftovers)
+	}
+}
+
+func countResults(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".json") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
