@@ -378,7 +378,7 @@ func TestSameEventTwiceGivesOneIdenticalFile(t *testing.T) {
 }
 
 // A large object is counted correctly while memory stays far below its size. CI uses 64 MiB
-// of content; bench/large-object.sh runs the same check at full size.
+// of content; `go run ./bench/cmd/largeobject -mib 2048` runs the same check at full size.
 // spoolMemForTest is the default; setting it above the object's size must fail the test.
 var spoolMemForTest int64 = 0
 
