@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -77,7 +78,7 @@ func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "palleto: unknown command %q\n%s", name, usage)
+		fmt.Fprintf(stderr, "palleto: unknown command %q (commands: %s; see 'palleto help')\n", name, commandNames())
 		return 2
 	}
 	err := cmd(ctx, args[1:], stdout, stderr)
@@ -94,6 +95,15 @@ func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "palleto %s: %s\n", name, oneLine(err))
 		return 1
 	}
+}
+
+func commandNames() string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // oneLine keeps an error message on one line, whatever its causes printed.

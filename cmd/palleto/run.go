@@ -39,6 +39,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
+	// In app.Config zero means "the default"; on the command line it is a mistake.
+	if cfg.Fetchers < 1 {
+		return usagef("--fetchers %d: want at least 1", cfg.Fetchers)
+	}
+	if cfg.Processors < 1 {
+		return usagef("--processors %d: want at least 1", cfg.Processors)
+	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
