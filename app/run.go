@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/output"
@@ -51,7 +53,12 @@ type ConfigError struct {
 	Reason string
 }
 
-func (e *ConfigError) Error() string { return "--" + e.Flag + ": " + e.Reason }
+func (e *ConfigError) Error() string {
+	if e.Flag == "" {
+		return e.Reason
+	}
+	return "--" + e.Flag + ": " + e.Reason
+}
 
 func (c *Config) setDefaults() {
 	if c.Out == "" {
@@ -170,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if ctx.Err() != nil {
 			return Summary{}, ctx.Err()
 		}
-		return Summary{}, &ConfigError{"queue-url", err.Error()}
+		return Summary{}, &ConfigError{"queue-url", describeCheck(cfg.QueueURL, err)}
 	}
 
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
@@ -218,13 +225,58 @@ func loadAWS(ctx context.Context, given *aws.Config) (aws.Config, error) {
 		var err error
 		cfg, err = awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
-			return aws.Config{}, &ConfigError{"queue-url", "AWS configuration: " + err.Error()}
+			return aws.Config{}, &ConfigError{"", "AWS configuration: " + err.Error()}
 		}
 	}
 	if cfg.Region == "" {
-		return aws.Config{}, &ConfigError{"queue-url", "no AWS region: set AWS_REGION (or a profile's region)"}
+		return aws.Config{}, &ConfigError{"", "no AWS region: set AWS_REGION (or a profile's region)"}
 	}
 	return cfg, nil
+}
+
+// describeCheck says in a few words why the start-up check of the queue failed.
+func describeCheck(url string, err error) string {
+	var se *sqs.Error
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	cause := rootCause(se.Err)
+	switch {
+	case errors.Is(se.Kind, sqs.ErrQueueNotFound):
+		return fmt.Sprintf("queue %s does not exist", url)
+	case errors.Is(se.Kind, sqs.ErrAccessDenied):
+		return fmt.Sprintf("access to %s denied (check the credentials and the IAM permissions): %s", url, cause)
+	case errors.Is(se.Kind, sqs.ErrBadRequest):
+		return fmt.Sprintf("SQS rejected the request for %s: %s", url, cause)
+	}
+	return fmt.Sprintf("cannot reach SQS for %s: %s", url, cause)
+}
+
+// rootCause is the part of an SDK error that says what went wrong, without the layers of
+// operation, attempt and transport that wrap it.
+func rootCause(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		if msg := api.ErrorMessage(); msg != "" {
+			return api.ErrorCode() + ": " + msg
+		}
+		return api.ErrorCode()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Error()
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.Error()
+	}
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
 }
 
 // endpointOverridden tells whether S3 is served from a custom endpoint (moto, MinIO, …),

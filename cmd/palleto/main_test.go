@@ -103,10 +103,11 @@ func TestStartupProblemsAreFoundBeforePolling(t *testing.T) {
 		name string
 		env  map[string]string
 		url  string
+		want string
 	}{
-		{"unreachable endpoint", with("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), q.URL},
-		{"missing queue", with("AWS_ENDPOINT_URL", srv.URL()), strings.TrimSuffix(q.URL, "startup") + "no-such-queue"},
-		{"no region", with("AWS_ENDPOINT_URL", srv.URL(), "AWS_REGION", "", "AWS_DEFAULT_REGION", "", "AWS_CONFIG_FILE", "/nonexistent"), q.URL},
+		{"unreachable endpoint", with("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), q.URL, "cannot reach SQS"},
+		{"missing queue", with("AWS_ENDPOINT_URL", srv.URL()), strings.TrimSuffix(q.URL, "startup") + "no-such-queue", "does not exist"},
+		{"no region", with("AWS_ENDPOINT_URL", srv.URL(), "AWS_REGION", "", "AWS_DEFAULT_REGION", "", "AWS_CONFIG_FILE", "/nonexistent"), q.URL, "AWS_REGION"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -122,6 +123,9 @@ func TestStartupProblemsAreFoundBeforePolling(t *testing.T) {
 			}
 			if lines := strings.Split(strings.TrimSpace(e.String()), "\n"); len(lines) != 1 {
 				t.Fatalf("want one line, got %q", e.String())
+			}
+			if !strings.Contains(e.String(), c.want) {
+				t.Fatalf("message %q does not say %q", e.String(), c.want)
 			}
 		})
 	}
