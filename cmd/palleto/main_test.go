@@ -256,3 +256,67 @@ func countResults(dir string) int {
 	})
 	return n
 }
+
+// SIGTERM: stop receiving, finish or release what is in flight, flush deletes, exit 0. The
+// messages not done are visible again at once, not after their visibility timeout.
+func TestSigtermShutsDownGracefully(t *testing.T) {
+	bin := binary(t)
+	srv := moto.Shared(t)
+	ctx := t.Context()
+	s3c, sqsc := srv.S3(), srv.SQS()
+	q, err := moto.CreateQueue(ctx, sqsc, "sigterm", moto.QueueOptions{VisibilityTimeout: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := moto.CreateBucket(ctx, s3c, "sigterm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := moto.NotifyQueue(ctx, s3c, sqsc, "sigterm", q); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	for i := range n {
+		if _, err := moto.PutObject(ctx, s3c, "sigterm", fmt.Sprintf("o-%02d", i), bytes.Repeat([]byte("x\n"), 50000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := t.TempDir()
+	cmd := exec.Command(bin, "run", "--queue-url", q.URL, "--out", out, "--fetchers", "1", "--processors", "1",
+		"--wait-time", "1s", "--visibility-timeout", "10m", "--status", "off")
+	cmd.Env = append(os.Environ(), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL="+srv.URL())
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for countResults(out) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	done := countResults(out)
+	attrs, err := sqsc.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(q.URL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One test event plus n object events; every one either done (deleted) or visible again.
+	visible, hidden := attrs.Attributes["ApproximateNumberOfMessages"], attrs.Attributes["ApproximateNumberOfMessagesNotVisible"]
+	if hidden != "0" {
+		t.Fatalf("%s messages still invisible after a graceful shutdown (visibility 10m): not released\n%s", hidden, logs.String())
+	}
+	if done >= n || visible == "0" {
+		t.Fatalf("%d of %d done, %s visible: the shutdown came too late to prove anything", done, n, visible)
+	}
+	// No message was deleted without its result: deleted ≤ results + the test event.
+	var left int
+	fmt.Sscan(visible, &left)
+	if deleted := n + 1 - left; deleted > done+1 {
+		t.Fatalf("%d messages deleted but only %d results written", deleted, done)
+	}
+}
