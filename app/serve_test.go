@@ -1,0 +1,574 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/palleto/palleto/app"
+	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/jobs"
+	"github.com/palleto/palleto/webhook"
+)
+
+const secret = "test-secret"
+
+// server is a Serve running in the test.
+type server struct {
+	url  string
+	stop func() error // cancels Serve's context and returns its error
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// records returns the JSON log records with the given message.
+func (s *syncBuffer) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(s.String()) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if r["msg"] == msg {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func startServe(t *testing.T, cfg app.ServeConfig) *server {
+	t.Helper()
+	logs := &syncBuffer{}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	cfg.Listen = "127.0.0.1:0"
+	cfg.WebhookSecret = secret
+	addr := make(chan string, 1)
+	cfg.Ready = func(a string) { addr <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, cfg) }()
+	s := &server{logs: logs}
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			stopErr = <-done
+		})
+		return stopErr
+	}
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("Serve ended before listening: %v", err)
+	}
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+func notification(ids ...string) []byte {
+	b, _ := json.Marshal(map[string]any{"list_folder": map[string]any{"accounts": ids}, "delta": map[string]any{"users": []int{1}}})
+	return b
+}
+
+func post(c *http.Client, url string, ids ...string) (int, error) {
+	body := notification(ids...)
+	req, err := http.NewRequest(http.MethodPost, url+"/webhook", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(secret), body))
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func mustPost(t *testing.T, url string, ids ...string) {
+	t.Helper()
+	code, err := post(http.DefaultClient, url, ids...)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("POST /webhook %v: %d, %v", ids, code, err)
+	}
+}
+
+func counts(t *testing.T, url string) jobs.Counts {
+	t.Helper()
+	resp, err := http.Get(url + "/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var c jobs.Counts
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// recorder is a Handler that records runs and can hold them.
+type recorder struct {
+	mu   sync.Mutex
+	runs []jobs.Job
+	ran  chan jobs.Job
+	hold chan struct{} // when non-nil, runs wait for it to close
+}
+
+func newRecorder(hold bool) *recorder {
+	r := &recorder{ran: make(chan jobs.Job, 100000)}
+	if hold {
+		r.hold = make(chan struct{})
+	}
+	return r
+}
+
+func (r *recorder) handle(ctx context.Context, j jobs.Job) error {
+	r.mu.Lock()
+	r.runs = append(r.runs, j)
+	r.mu.Unlock()
+	r.ran <- j
+	if r.hold != nil {
+		select {
+		case <-r.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (r *recorder) wait(t *testing.T, n int) []jobs.Job {
+	t.Helper()
+	var got []jobs.Job
+	timeout := time.After(time.Minute)
+	for len(got) < n {
+		select {
+		case j := <-r.ran:
+			got = append(got, j)
+		case <-timeout:
+			t.Fatalf("%d of %d jobs ran", len(got), n)
+		}
+	}
+	return got
+}
+
+func TestServeRoutes(t *testing.T) {
+	rec := newRecorder(true)
+	s := startServe(t, app.ServeConfig{Memory: true, Workers: 2, Handler: rec.handle})
+
+	resp, err := http.Get(s.url + "/webhook?challenge=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "abc" {
+		t.Fatalf("challenge: %d %q", resp.StatusCode, b)
+	}
+	resp, err = http.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz: %d", resp.StatusCode)
+	}
+
+	mustPost(t, s.url, "a", "b", "c")
+	rec.wait(t, 2)
+	if c := counts(t, s.url); c != (jobs.Counts{Queued: 1, Running: 2}) {
+		t.Fatalf("GET /jobs with two workers busy = %+v", c)
+	}
+	mustPost(t, s.url, "a") // running: queued again
+	if c := counts(t, s.url); c.Queued != 2 {
+		t.Fatalf("after posting a running id, GET /jobs = %+v", c)
+	}
+	close(rec.hold)
+	rec.wait(t, 2) // c, and a again
+	deadline := time.Now().Add(time.Minute)
+	for counts(t, s.url).Done < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := counts(t, s.url); c != (jobs.Counts{Done: 4}) {
+		t.Fatalf("GET /jobs at the end = %+v", c)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeShutdown: after the stop signal, webhook calls get 503 while running jobs finish;
+// a job still running when the shutdown timeout ends is stopped and stays queued.
+func TestServeShutdown(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder(true)
+	s := startServe(t, app.ServeConfig{DataDir: dir, Workers: 1, Handler: rec.handle, ShutdownTimeout: 200 * time.Millisecond})
+	mustPost(t, s.url, "a", "b")
+	rec.wait(t, 1)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	// Until the stop lands the webhook may still accept; then it must refuse.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, err := post(http.DefaultClient, s.url, "c")
+		if err != nil {
+			t.Fatalf("webhook during the shutdown: %v", err)
+		}
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the webhook kept accepting after the stop")
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Serve after a shutdown: %v", err)
+	}
+	if runs := len(rec.runs); runs != 1 {
+		t.Fatalf("%d jobs ran; only a had started", runs)
+	}
+	q, err := jobs.Open(jobs.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if c := q.Counts(); c.Queued < 2 || c.Queued > 3 {
+		t.Fatalf("after the shutdown the queue holds %+v; want a (stopped) and b, maybe c", c)
+	}
+}
+
+func script(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "job.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestServeExec runs jobs as processes: the id as the last argument and in PALLETO_JOB_ID,
+// output logged line by line with the job id, exit status 0 as success.
+func TestServeExec(t *testing.T) {
+	sh := script(t, `echo "arg=$2 env=$PALLETO_JOB_ID first=$1"
+printf 'two\nlines\n' >&2
+printf 'no newline'
+[ "$2" = ok ] || exit 3
+`)
+	s := startServe(t, app.ServeConfig{Memory: true, Workers: 1, Exec: []string{sh, "x y"}, MaxAttempts: 1})
+	mustPost(t, s.url, "ok", "bad")
+	deadline := time.Now().Add(time.Minute)
+	for c := counts(t, s.url); c.Done+c.Dead < 2; c = counts(t, s.url) {
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs did not finish: %+v", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := counts(t, s.url); c != (jobs.Counts{Done: 1, Failed: 1, Dead: 1}) {
+		t.Fatalf("GET /jobs = %+v; want ok done and bad dead", c)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range s.logs.records(t, "job output") {
+		got = append(got, fmt.Sprint(r["job"], " ", r["stream"], " ", r["line"]))
+	}
+	slices.Sort(got)
+	want := []string{
+		"bad stderr lines", "bad stderr two", "bad stdout arg=bad env=bad first=x y", "bad stdout no newline",
+		"ok stderr lines", "ok stderr two", "ok stdout arg=ok env=ok first=x y", "ok stdout no newline",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("job output logged as\n%q\nwant\n%q", got, want)
+	}
+	failed := s.logs.records(t, "job failed")
+	if len(failed) != 1 || failed[0]["job"] != "bad" || !strings.Contains(fmt.Sprint(failed[0]["err"]), "exit status 3") {
+		t.Fatalf("job failed records: %v", failed)
+	}
+}
+
+// TestServeStopsProcessGroups: a job that outlives the shutdown timeout gets SIGTERM in its
+// whole process group; one that ignores it gets SIGKILL; both stay queued.
+func TestServeStopsProcessGroups(t *testing.T) {
+	dir := t.TempDir()
+	pids := t.TempDir()
+	sh := script(t, `
+sleep 600 &
+echo $! > "`+pids+`/$1.child"
+if [ "$1" = stubborn ]; then trap '' TERM; else trap 'echo term > "`+pids+`/$1.term"; kill $!; exit 1' TERM; fi
+echo $$ > "`+pids+`/$1.pid"
+while :; do wait; done
+`)
+	s := startServe(t, app.ServeConfig{DataDir: dir, Workers: 2, Exec: []string{sh}, ShutdownTimeout: 100 * time.Millisecond, KillDelay: 300 * time.Millisecond})
+	mustPost(t, s.url, "polite", "stubborn")
+	for _, f := range []string{"polite.pid", "stubborn.pid"} {
+		waitFile(t, filepath.Join(pids, f))
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(pids, "polite.term")); err != nil {
+		t.Fatalf("the polite job did not get SIGTERM: %v", err)
+	}
+	for _, f := range []string{"polite.pid", "polite.child", "stubborn.pid", "stubborn.child"} {
+		pid := readPid(t, filepath.Join(pids, f))
+		if !ended(pid) {
+			t.Errorf("process %s (%d) is still running after the shutdown", f, pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if strings.Count(s.logs.String(), "SIGKILL to its process group") != 1 {
+		t.Errorf("want one SIGKILL, for the stubborn job; logs:\n%s", s.logs)
+	}
+	q, err := jobs.Open(jobs.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if c := q.Counts(); c.Queued != 2 || c.Dead != 0 {
+		t.Fatalf("after the shutdown the queue holds %+v; want both jobs queued", c)
+	}
+}
+
+// ended reports whether process pid has ended, allowing a moment for a signal already sent
+// to take effect. A zombie has ended: its parent, the job's shell, is gone.
+func ended(pid int) bool {
+	for range 200 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && bytes.HasPrefix(b[i+1:], []byte(" Z")) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+func waitFile(t *testing.T, p string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if b, err := os.ReadFile(p); err == nil && bytes.HasSuffix(b, []byte("\n")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear", p)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func readPid(t *testing.T, p string) int {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(b), &pid); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return pid
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	handler := func(context.Context, jobs.Job) error { return nil }
+	for _, c := range []struct {
+		cfg  app.ServeConfig
+		flag string
+	}{
+		{app.ServeConfig{Memory: true, Handler: handler}, "webhook-secret"},
+		{app.ServeConfig{WebhookSecret: "s", Memory: true}, "exec"},
+		{app.ServeConfig{WebhookSecret: "s", Memory: true, Handler: handler, Workers: -1}, "workers"},
+		{app.ServeConfig{WebhookSecret: "s", Memory: true, Handler: handler, MaxAttempts: -2}, "max-attempts"},
+		{app.ServeConfig{WebhookSecret: "s", Memory: true, Handler: handler, Listen: taken.Addr().String()}, "listen"},
+		{app.ServeConfig{WebhookSecret: "s", DataDir: "/dev/null/x", Handler: handler, Listen: "127.0.0.1:0"}, "data-dir"},
+	} {
+		err := app.Serve(t.Context(), c.cfg)
+		ce, ok := errors.AsType[*app.ConfigError](err)
+		if !ok || ce.Flag != c.flag {
+			t.Errorf("Serve(%+v) = %v, want a ConfigError for --%s", c.cfg, err, c.flag)
+		}
+	}
+}
+
+// TestServeLoad: 10,000 webhook calls over 64 connections at once are all answered 200, and
+// every job they name runs exactly once.
+func TestServeLoad(t *testing.T) {
+	for _, durable := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory", true: "durable"}[durable], func(t *testing.T) {
+			const calls, conns = 10000, 64
+			rec := newRecorder(false)
+			cfg := app.ServeConfig{Memory: !durable, Workers: 4, Handler: rec.handle, Logger: slog.New(slog.DiscardHandler)}
+			if durable {
+				cfg.DataDir = t.TempDir()
+			}
+			s := startServe(t, cfg)
+			res := load(t, s.url, calls, conns)
+			if res.ok != calls {
+				t.Fatalf("%d of %d calls answered 200 (%d errors, codes %v)", res.ok, calls, res.errs, res.codes)
+			}
+			rec.wait(t, calls)
+			if err := s.stop(); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]int{}
+			for _, j := range rec.runs {
+				seen[j.ID]++
+			}
+			for id, n := range seen {
+				if n != 1 {
+					t.Fatalf("job %s ran %d times", id, n)
+				}
+			}
+			if len(seen) != calls {
+				t.Fatalf("%d distinct jobs ran, want %d", len(seen), calls)
+			}
+			t.Logf("%d calls in %v: %.0f calls/s", calls, res.took, float64(calls)/res.took.Seconds())
+		})
+	}
+}
+
+type loadResult struct {
+	ok, errs int
+	codes    map[int]int
+	took     time.Duration
+}
+
+// load posts calls webhook notifications, one new id each, over conns connections at once.
+func load(t *testing.T, url string, calls, conns int) loadResult {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: time.Minute}
+	var next atomic.Int64
+	var mu sync.Mutex
+	res := loadResult{codes: map[int]int{}}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(calls) {
+					return
+				}
+				code, err := post(c, url, fmt.Sprint("dbid:", i))
+				mu.Lock()
+				switch {
+				case err != nil:
+					res.errs++
+				case code == http.StatusOK:
+					res.ok++
+				default:
+					res.codes[code]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.took = time.Since(start)
+	return res
+}
+
+// TestServeSQS: two servers on one SQS queue share the work, and every job runs.
+func TestServeSQS(t *testing.T) {
+	srv := moto.Shared(t)
+	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awsCfg := srv.AWSConfig()
+	recs := []*recorder{newRecorder(true), newRecorder(true)}
+	var servers []*server
+	for _, rec := range recs {
+		servers = append(servers, startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, Workers: 1, Handler: rec.handle}))
+	}
+	// One worker each, both jobs held: each server must have taken one.
+	mustPost(t, servers[0].url, "first", "second")
+	a, b := recs[0].wait(t, 1)[0], recs[1].wait(t, 1)[0]
+	ids := []string{a.ID, b.ID}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"first", "second"}) || a.Attempt != 1 {
+		t.Fatalf("the two servers ran %v and %v", a, b)
+	}
+	for _, rec := range recs {
+		close(rec.hold)
+	}
+	var want []string
+	for i := range 20 {
+		id := fmt.Sprint("job-", i)
+		want = append(want, id)
+		mustPost(t, servers[i%2].url, id)
+	}
+	var got []string
+	timeout := time.After(time.Minute)
+	for len(got) < len(want) {
+		select {
+		case j := <-recs[0].ran:
+			got = append(got, j.ID)
+		case j := <-recs[1].ran:
+			got = append(got, j.ID)
+		case <-timeout:
+			t.Fatalf("%d of %d jobs ran", len(got), len(want))
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("jobs run: %v, want %v", got, want)
+	}
+	for _, s := range servers {
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
