@@ -123,12 +123,13 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 	s.mu.Lock()
 	defer s.wake()
 	defer s.mu.Unlock()
+	aborted := ctx.Err() != nil
 	s.polls[id]()
 	delete(s.polls, id)
 	s.reserved -= k
 	s.stats.Requests.ReceiveMessage++
 	if err != nil {
-		if ctx.Err() != nil {
+		if aborted {
 			s.settleDrainLocked()
 			return // aborted by us: not a failure of SQS
 		}
@@ -149,15 +150,23 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 		s.settleDrainLocked()
 		return
 	}
-	s.fails, s.after, s.drained = 0, time.Time{}, false
-	s.seen++
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.LogAttrs(context.Background(), slog.LevelDebug, "received "+strconv.Itoa(len(out.Messages)),
 			slog.Int("asked", k), slog.Int("demand", s.demand))
 	}
+	fresh := 0
 	for _, m := range out.Messages {
-		s.addLocked(m, now)
+		if s.addLocked(m, now) {
+			fresh++
+		}
 	}
+	if fresh == 0 {
+		// Only messages the source already holds, come back: as good as empty.
+		s.backoffLocked(now)
+		return
+	}
+	s.fails, s.after, s.drained = 0, time.Time{}, false
+	s.seen++
 	s.serveLocked()
 }
 
@@ -167,35 +176,37 @@ func (s *Source) backoffLocked(now time.Time) {
 	s.after = now.Add(s.jitter(d))
 }
 
-// addLocked takes in a received message.
-func (s *Source) addLocked(m types.Message, now time.Time) {
+// addLocked takes in a received message; false means the source held it already.
+func (s *Source) addLocked(m types.Message, now time.Time) bool {
 	msg := newMessage(m)
 	handle := aws.ToString(m.ReceiptHandle)
-	if old := s.byID[msg.ID]; old != nil && (old.state == stHeld || old.state == stOut) {
+	if old := s.byID[msg.ID]; old != nil && (old.state == stHeld || old.state == stOut || !old.visBusy && !old.delBusy) {
 		// Its visibility ran out while we held it. SQS wants the newest receipt handle,
-		// and the message must not be handed out twice.
+		// and the message must not be handed out twice. (Once a delete or change with
+		// the old handle is on its way, it is too late: the copy is a new delivery.)
 		old.handle = handle
 		old.expires = now.Add(s.cfg.VisibilityTimeout)
 		s.stats.Redelivered++
-		return
+		return false
 	}
 	s.stats.Received++
 	e := &entry{src: s, msg: msg, handle: handle, receivedAt: now, expires: now.Add(s.cfg.VisibilityTimeout)}
 	s.byID[msg.ID] = e
 	if s.closing || s.err != nil {
 		s.releaseLocked(e, now)
-		return
+		return true
 	}
 	if s.fifo && msg.GroupID != "" {
 		if g := s.groups[msg.GroupID]; g != nil {
 			e.group = g
 			g.held = append(g.held, e)
-			return
+			return true
 		}
 		e.group = &group{id: msg.GroupID}
 		s.groups[msg.GroupID] = e.group
 	}
 	s.ready = append(s.ready, e)
+	return true
 }
 
 // failLocked stops the source for good: waiting and later Receive calls return err.
@@ -323,6 +334,7 @@ func (s *Source) flushLocked(now time.Time) {
 		batch := make([]batchItem, k)
 		for i, e := range s.dels[:k] {
 			batch[i] = batchItem{e: e, handle: e.handle}
+			e.delBusy = true
 		}
 		clear(s.dels[:k])
 		s.dels = s.dels[k:]

@@ -145,6 +145,7 @@ type entry struct {
 	group      *group
 	queuedAt   time.Time // when it joined dels, vis or sends
 
+	delBusy   bool // in a delete request
 	visQueued bool // in vis, waiting for a request
 	visBusy   bool // in a request
 	visKind   visKind
