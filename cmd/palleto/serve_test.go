@@ -347,7 +347,7 @@ func TestServeKillNineThenRestart(t *testing.T) {
 // TestServeSQSSharedQueue: two servers on one SQS queue share the work; every job runs.
 func TestServeSQSSharedQueue(t *testing.T) {
 	srv := moto.Shared(t)
-	q, err := moto.CreateQueue(t.Context(), srv.SQS(), "serve-shared", moto.QueueOptions{})
+	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-shared-", time.Now().UnixNano()), moto.QueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
