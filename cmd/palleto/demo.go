@@ -99,6 +99,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "Uploaded %d objects (gzip, zstd, bzip2, plain, awkward keys, one corrupt file).\n\n", len(objects))
 
 	fmt.Fprintf(stdout, "Running: palleto run --queue-url %s --out %s --drain\n", queue.URL, *out)
+	fmt.Fprintln(stdout, "(the corrupt file fails twice before the queue moves it aside: those two warnings are expected)")
 	cfg := app.Config{
 		QueueURL:   queue.URL,
 		Out:        *out,
