@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -24,6 +25,8 @@ type counter struct {
 	started      int64 // messages a handler began
 	maxHeld      int64 // most of received − handed
 	maxUnstarted int64 // most of received − started
+
+	busy atomic.Int64 // nanoseconds spent in handle
 }
 
 func newCounter(c *awssqs.Client) *counter {
@@ -94,11 +97,21 @@ func (c *counter) handedOut(k int) {
 	c.mu.Unlock()
 }
 
-func (c *counter) start() {
+// handle is a handler's work on one message: sleep for work.
+func (c *counter) handle(work time.Duration) {
 	c.mu.Lock()
 	c.started++
 	c.mu.Unlock()
+	if work <= 0 {
+		return
+	}
+	t := time.Now()
+	time.Sleep(work)
+	c.busy.Add(int64(time.Since(t)))
 }
+
+// busyTime is the time handlers have spent in handle.
+func (c *counter) busyTime() time.Duration { return time.Duration(c.busy.Load()) }
 
 func (c *counter) peaks() (held, unstarted int64) {
 	c.mu.Lock()

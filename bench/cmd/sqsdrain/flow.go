@@ -56,10 +56,7 @@ func newPipeline(c *counter, o options, cancel context.CancelFunc) (*pipeline, e
 	})
 	s := flow.From(pl.p, "sqs", counted, flow.SourceOptions{Concurrency: o.sourceConc})
 	flow.Sink(s, "work", func(context.Context, sqs.Message) error {
-		c.start()
-		if o.work > 0 {
-			time.Sleep(o.work)
-		}
+		c.handle(o.work)
 		if pl.processed.Add(1) == pl.n {
 			pl.cancel()
 		}
@@ -130,7 +127,7 @@ func runFlow(ctx context.Context, c *counter, o options) (Result, error) {
 
 // runEmpty runs the pipeline against a queue that stays empty for o.watch, and
 // counts the receives sent meanwhile.
-func runEmpty(ctx context.Context, c *counter, o options) (Result, error) {
+func runEmpty(ctx context.Context, c *counter, _ *proxyStats, o options) (Result, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pl, err := newPipeline(c, o, cancel)
@@ -173,7 +170,8 @@ func runEmpty(ctx context.Context, c *counter, o options) (Result, error) {
 // runIdle lets the pipeline take the o.n messages in the queue (none if o.n is
 // 0: then it runs for a second), stops it, waits for the source's deletes, and
 // then watches the source, which has no Receive call to serve, for o.watch.
-func runIdle(ctx context.Context, c *counter, o options) (Result, error) {
+// The proxy's figures start with the watch.
+func runIdle(ctx context.Context, c *counter, proxy *proxyStats, o options) (Result, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pl, err := newPipeline(c, o, cancel)
@@ -196,6 +194,9 @@ func runIdle(ctx context.Context, c *counter, o options) (Result, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	if err := proxy.reset(ctx); err != nil {
+		return Result{}, errors.Join(err, pl.close())
+	}
 	before := c.requests()
 	c.recordReceives()
 	t0 := time.Now()

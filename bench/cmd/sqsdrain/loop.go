@@ -47,10 +47,7 @@ func runLoop(ctx context.Context, c *counter, o options) (Result, error) {
 				}
 				entries := make([]types.DeleteMessageBatchRequestEntry, len(out.Messages))
 				for i, m := range out.Messages {
-					c.start()
-					if o.work > 0 {
-						time.Sleep(o.work)
-					}
+					c.handle(o.work)
 					entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
 				}
 				done := processed.Add(int64(len(entries)))
@@ -90,4 +87,25 @@ func runLoop(ctx context.Context, c *counter, o options) (Result, error) {
 		Seconds:      elapsed.Seconds(),
 		MaxUnstarted: unstarted,
 	}, nil
+}
+
+// runCeiling is what K handlers allow with no queue at all: K goroutines take
+// N messages from a counter and handle them. It measures how long the handlers'
+// work really takes on the machine as loaded.
+func runCeiling(ctx context.Context, c *counter, o options) (Result, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range o.concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil && next.Add(1) <= int64(o.n) {
+				c.handle(o.work)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	return Result{Processed: int64(o.n), Seconds: time.Since(t0).Seconds()}, nil
 }

@@ -22,6 +22,10 @@
 //	idle   the flow pipeline takes what is in the queue (-n, may be 0), stops, and the
 //	       source, left with no Receive call, is watched for -for; counts its requests
 //	seed   only send N messages (-seed without a measure)
+//	ceiling no queue: K goroutines handle N messages, to show what the handlers allow
+//
+// sqsdrain report FILE reads such lines and prints a Markdown table of the
+// runs, flow beside loop, and whether the goals of bench/sqs.sh are met.
 //
 // -queue NAME creates the queue instead of naming it, and -seed sends N
 // messages to it before the measure. -stats URL names the /stats endpoint of
@@ -92,7 +96,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("sqsdrain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", "flow", "flow, loop, empty, idle or seed")
+	fs.StringVar(&o.mode, "mode", "flow", "flow, loop, empty, idle, seed or ceiling")
 	fs.StringVar(&o.queueURL, "queue-url", "", "the queue")
 	fs.StringVar(&o.queueName, "queue", "", "create a queue of this name (or reuse it) instead of -queue-url")
 	fs.BoolVar(&o.seed, "seed", false, "send N messages to the queue first (not measured)")
@@ -119,11 +123,11 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return bad("unexpected argument %q", fs.Arg(0))
-	case o.mode != "flow" && o.mode != "loop" && o.mode != "empty" && o.mode != "idle" && o.mode != "seed":
-		return bad("-mode %q: want flow, loop, empty, idle or seed", o.mode)
-	case (o.queueURL == "") == (o.queueName == ""):
+	case o.mode != "flow" && o.mode != "loop" && o.mode != "empty" && o.mode != "idle" && o.mode != "seed" && o.mode != "ceiling":
+		return bad("-mode %q: want flow, loop, empty, idle, seed or ceiling", o.mode)
+	case o.mode != "ceiling" && (o.queueURL == "") == (o.queueName == ""):
 		return bad("give exactly one of -queue-url and -queue")
-	case o.n < 0 || (o.n == 0 && (o.mode == "flow" || o.mode == "loop")):
+	case o.n < 0 || (o.n == 0 && (o.mode == "flow" || o.mode == "loop" || o.mode == "ceiling")):
 		return bad("-n %d: want at least 1", o.n)
 	case o.concurrency < 1:
 		return bad("-concurrency %d: want at least 1", o.concurrency)
@@ -166,6 +170,10 @@ type Result struct {
 
 	// Requests made by this process during the measure, by action.
 	Requests map[string]int64 `json:"requests"`
+	// HandlerMS is the mean time a handler spent on a message (with -work), and Busy the
+	// share of the handlers' time (K × seconds) spent handling.
+	HandlerMS float64 `json:"handler_ms,omitempty"`
+	Busy      float64 `json:"busy,omitempty"`
 	// CPUS is the CPU time (user and system) this process spent on the measure.
 	CPUS           float64 `json:"cpu_s"`
 	RequestsPerMsg float64 `json:"requests_per_msg"`
@@ -208,9 +216,20 @@ type ProxyStats struct {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "report" {
+		return report(args[1:], stdout)
+	}
 	o, err := parse(args, os.Stderr)
 	if err != nil {
 		return err
+	}
+	if o.mode == "ceiling" {
+		c := newCounter(nil)
+		res, err := runCeiling(ctx, c, o)
+		if err != nil {
+			return err
+		}
+		return finish(res, c, o, stdout)
 	}
 
 	cfg, err := config.LoadDefaultConfig(ctx)
@@ -275,35 +294,45 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "loop":
 		res, err = runLoop(ctx, c, o)
 	case "empty":
-		res, err = runEmpty(ctx, c, o)
+		res, err = runEmpty(ctx, c, proxy, o)
 	case "idle":
-		res, err = runIdle(ctx, c, o)
+		res, err = runIdle(ctx, c, proxy, o)
 	}
 	if err != nil {
 		return err
 	}
 	res.CPUS = (cpuTime() - cpu0).Seconds()
+	if res.Proxy, err = proxy.read(ctx); err != nil {
+		return err
+	}
+	return finish(res, c, o, stdout)
+}
+
+// finish fills in what every mode reports and prints the line.
+func finish(res Result, c *counter, o options, stdout io.Writer) error {
 	res.Mode, res.N, res.Concurrency = o.mode, o.n, o.concurrency
 	res.WorkMS = float64(o.work) / float64(time.Millisecond)
 	res.WaitS = o.wait.Seconds()
-	if o.mode != "loop" {
+	if o.mode == "flow" || o.mode == "empty" || o.mode == "idle" {
 		res.MaxDemand, res.MinDemand, res.MaxReceives, res.MaxBatchReq = o.maxDemand, o.minDemand, o.maxReceives, o.maxBatchReq
 	}
 	if res.Seconds > 0 && o.mode != "empty" && o.mode != "idle" {
 		res.MsgsPerS = float64(res.Processed) / res.Seconds
 	}
-	if res.Requests == nil {
+	if o.work > 0 && res.Processed > 0 && res.Seconds > 0 && o.mode != "idle" && o.mode != "empty" {
+		busy := c.busyTime()
+		res.HandlerMS = float64(busy) / float64(time.Millisecond) / float64(res.Processed)
+		res.Busy = busy.Seconds() / (res.Seconds * float64(o.concurrency))
+	}
+	if res.Requests == nil && o.mode != "ceiling" {
 		res.Requests = c.requests()
 	}
-	if res.Processed > 0 && o.mode != "empty" && o.mode != "idle" {
+	if res.Processed > 0 && (o.mode == "flow" || o.mode == "loop") {
 		var total int64
 		for _, n := range res.Requests {
 			total += n
 		}
 		res.RequestsPerMsg = float64(total) / float64(res.Processed)
-	}
-	if res.Proxy, err = proxy.read(ctx); err != nil {
-		return err
 	}
 	line, err := json.Marshal(res)
 	if err != nil {
