@@ -16,13 +16,18 @@
 //
 // Modes:
 //
-//	flow   flow.From(sqs source) → flow.Sink with K workers; stops once N are processed
-//	loop   K goroutines, each: ReceiveMessage (10) → handle one by one → DeleteMessageBatch
-//	empty  the flow pipeline against a queue that stays empty, for -for; counts receives
-//	idle   the flow pipeline takes what is in the queue (-n, may be 0), stops, and the
-//	       source, left with no Receive call, is watched for -for; counts its requests
-//	seed   only send N messages (-seed without a measure)
-//	ceiling no queue: K goroutines handle N messages, to show what the handlers allow
+//	flow     flow.From(sqs source) → flow.Sink with K workers; stops once N are processed
+//	loop     K goroutines, each: ReceiveMessage (10) → handle one by one → DeleteMessageBatch
+//	empty    the flow pipeline against a queue that stays empty, for -for; counts receives
+//	idle     the flow pipeline takes what is in the queue (-n, may be 0), stops, and the
+//	         source, left with no Receive call, is watched for -for; counts its requests
+//	seed     only send N messages (-seed without a measure)
+//	ceiling  no queue: K goroutines handle N messages, to show what the handlers allow
+//
+// The flow side's defaults (MaxDemand 20, MinDemand 10, MaxReceives 16,
+// MaxBatchRequests 16) are the ones docs/benchmarks.md found to meet the
+// goals: handlers that ask for 10 at a time keep receives full, and as many
+// batch requests as receives keep deletes from falling behind.
 //
 // sqsdrain report FILE reads such lines and prints a Markdown table of the
 // runs, flow beside loop, and whether the goals of bench/sqs.sh are met.

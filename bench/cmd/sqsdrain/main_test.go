@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -162,6 +164,47 @@ func TestUsage(t *testing.T) {
 		err := run(t.Context(), append(args, "-stats", "http://127.0.0.1:1/stats"), io.Discard)
 		if !errors.Is(err, errUsage) {
 			t.Errorf("sqsdrain %v: error %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestReport(t *testing.T) {
+	lines := []Result{
+		{Mode: "loop", WorkMS: 0, Processed: 100, MsgsPerS: 1000, RequestsPerMsg: 0.2, Concurrency: 8},
+		{Mode: "loop", WorkMS: 0, Processed: 100, MsgsPerS: 3000, RequestsPerMsg: 0.2, Concurrency: 8},
+		{Mode: "flow", WorkMS: 0, Processed: 100, MsgsPerS: 3000, RequestsPerMsg: 0.25, Concurrency: 8, DemandBound: 160, MaxHeld: 40, MaxUnstarted: 50},
+		{Mode: "flow", WorkMS: 0, Processed: 100, MsgsPerS: 5000, RequestsPerMsg: 0.2, Concurrency: 8, DemandBound: 160, MaxHeld: 40, MaxUnstarted: 50},
+		{Mode: "flow", WorkMS: 20, Processed: 100, MsgsPerS: 380, RequestsPerMsg: 0.2, Concurrency: 8, DemandBound: 160, MaxHeld: 200, MaxUnstarted: 150},
+		{Mode: "idle", Processed: 10, WatchS: 30, Requests: map[string]int64{"ReceiveMessage": 1}},
+	}
+	var in bytes.Buffer
+	for _, r := range lines {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Write(append(b, '\n'))
+	}
+	file := filepath.Join(t.TempDir(), "results.jsonl")
+	if err := os.WriteFile(file, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"report", file}, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		// Medians 2000 and 4000.
+		"| 0 ms | flow | 3000, 5000 | 4000 | **2.00×** |",
+		"no work: flow 4000 msgs/s, 2.00× the loop's 2000 (goal ≥ 2×): met",
+		"0 ms of work: at most 0.250 requests per message (goal ≤ 0.21): **not met**",
+		"20 ms of work: flow 380 msgs/s, 95.0% of the 400 that 8 handlers allow (goal ≥ 90%): met",
+		"at most 200 messages held and 150 unstarted, for a demand of 160 (K × MaxDemand): **not met**",
+		"30 s: 1 requests (goal 0): **not met**",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
 		}
 	}
 }
