@@ -70,6 +70,9 @@ func (s *Source) nextWakeLocked(now time.Time) time.Time {
 	if s.demand > s.reserved && s.after.After(now) {
 		earliest(s.after)
 	}
+	if s.batches >= s.cfg.MaxBatchRequests {
+		return next // the end of a batch request wakes the loop
+	}
 	if len(s.dels) > 0 {
 		earliest(s.dels[0].queuedAt.Add(s.cfg.FlushInterval))
 	}
@@ -320,7 +323,12 @@ func (s *Source) flushLocked(now time.Time) {
 				s.finishLocked(e)
 			}
 		}
-		s.lost += len(s.dels) + len(s.sends) + len(s.vis)
+		s.lost += len(s.dels) + len(s.sends)
+		for _, e := range s.vis {
+			if !e.visBusy { // a busy one is counted when its request ends
+				s.lost++
+			}
+		}
 		s.dels, s.sends, s.vis = nil, nil, nil
 		return
 	}
@@ -399,6 +407,10 @@ func (s *Source) flushLocked(now time.Time) {
 	clear(s.vis[len(kept):])
 	s.vis = kept
 }
+
+// notInflight are the batch entry error codes of SQS for a message that is visible already
+// (the second is how the query protocol spells it).
+var notInflight = map[string]bool{"MessageNotInflight": true, "AWS.SimpleQueueService.MessageNotInflight": true}
 
 // A batchItem is one entry of a batch request, with what was asked for it when it was sent.
 type batchItem struct {
@@ -578,6 +590,9 @@ func (s *Source) changeBatch(items []batchItem) {
 			i, err := strconv.Atoi(aws.ToString(f.Id))
 			if err != nil || i < 0 || i >= len(items) || failed[i] {
 				continue
+			}
+			if items[i].kind == visRelease && notInflight[aws.ToString(f.Code)] {
+				continue // visible already: released all the same
 			}
 			failed[i] = true
 			if s.entryFailedLocked("ChangeMessageVisibilityBatch", f, attempt) {

@@ -446,10 +446,9 @@ func (s *Source) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.InFlight = s.outN
-	st.Held = len(s.byID) - s.outN
 	for _, e := range s.byID {
-		if e.state != stHeld && e.state != stOut {
-			st.Held--
+		if e.state == stHeld {
+			st.Held++
 		}
 	}
 	st.Demand = s.demand

@@ -1046,3 +1046,40 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults %+v", d)
 	}
 }
+
+func TestDemandTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.put(qURL, numbered("m", 3)...)
+		var logs strings.Builder
+		var mu sync.Mutex
+		s := start(t, f, Config{Logger: newLogger(&mu, &logs)})
+		msgs, err := s.Receive(t.Context(), 10)
+		if err != nil || len(msgs) != 3 {
+			t.Fatalf("got %d, %v", len(msgs), err)
+		}
+		ack(msgs, flow.Succeeded, nil)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, want := range []string{`level=DEBUG msg="handling demand of 10"`, `level=DEBUG msg="received 3"`} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("no %s in\n%s", want, logs.String())
+			}
+		}
+	})
+}
+
+func TestReleaseOfVisibleMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.put(qURL, "a")
+		s := start(t, f, Config{VisibilityTimeout: 10 * time.Second, MaxExtension: -1})
+		msgs := receive(t, s, 1)
+		time.Sleep(11 * time.Second) // no heartbeat: visible again
+		ack(msgs, flow.Released, nil)
+		time.Sleep(time.Second)
+		if st := s.Stats(); st.Released != 1 || st.Invalid != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
