@@ -39,6 +39,13 @@
 //     sent there at once, body and message attributes kept, and deleted.
 //   - Released (the pipeline shut down before the message finished): visibility 0, at once.
 //
+// Config.MaxBatchRequests bounds these requests in flight. A request that fails as a whole
+// with a retryable error is tried again, with backoff, up to 8 times; one refused for access
+// or a missing queue stops the source like a failed receive (messages that cannot be deleted
+// would otherwise be processed again and again). A message that SQS delivers again while
+// the source still holds it (its visibility ran out) is not handed out twice: the source
+// keeps the newest receipt handle, which is the one SQS wants for the delete.
+//
 // # Heartbeat
 //
 // Every message the source holds, handed out or not, has its visibility extended to
@@ -55,9 +62,11 @@
 //
 // # Drain and shutdown
 //
-// With Config.Drain, an empty receive while the source holds nothing is followed by
-// GetQueueAttributes; when the queue has no visible, in-flight or delayed messages, Receive
-// returns io.EOF and the pipeline ends.
+// With Config.Drain (palleto run --drain), receives wait at most one second, and an empty
+// receive while the source holds nothing is followed by GetQueueAttributes. When the queue has
+// no visible, in-flight or delayed messages, no more receives are sent; once those in flight
+// have come back empty, Receive returns io.EOF and the pipeline ends. The counts are
+// approximate in SQS: a message sent just then may be left for the next run.
 //
 // The creator owns the source: New starts its owner loop, and Close, called after the
 // pipeline's Run returned, aborts receives, makes the messages still held visible again,

@@ -1083,3 +1083,34 @@ func TestReleaseOfVisibleMessage(t *testing.T) {
 		}
 	})
 }
+
+func TestBatchRequestLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.put(qURL, numbered("m", 35)...)
+		s := start(t, f, Config{MaxBatchRequests: 1})
+		msgs := receive(t, s, 35)
+		f.mu.Lock()
+		block := make(chan struct{})
+		f.blockBatch = block
+		f.mu.Unlock()
+		ack(msgs, flow.Succeeded, nil)
+		// One delete waits for SQS; the others wait for it, without the loop spinning.
+		time.Sleep(time.Minute)
+		if n := len(f.callsOf("DeleteMessageBatch")); n != 0 {
+			t.Fatalf("%d deletes answered while SQS was blocked", n)
+		}
+		f.mu.Lock()
+		f.blockBatch = nil
+		f.mu.Unlock()
+		close(block)
+		time.Sleep(time.Second)
+		calls := f.callsOf("DeleteMessageBatch")
+		if len(calls) != 4 {
+			t.Fatalf("%d deletes, want 4", len(calls))
+		}
+		if v, i := f.counts(qURL); v+i != 0 {
+			t.Fatalf("%d visible, %d in flight left", v, i)
+		}
+	})
+}
