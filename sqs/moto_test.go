@@ -132,6 +132,30 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceFIFO runs the suite on a FIFO queue, one message group per message (a group
+// is handed out one message at a time, which the suite does not expect).
+func TestConformanceFIFO(t *testing.T) {
+	t.Parallel()
+	c := moto.Shared(t).SQS()
+	flowtest.TestSource(t, func(t *testing.T) flowtest.Harness[Message] {
+		q := newQueue(t, c, moto.QueueOptions{FIFO: true})
+		src := newSource(t, c, Config{QueueURL: q.URL})
+		var n atomic.Int64
+		return flowtest.Harness[Message]{
+			Source: src,
+			Put: func(ctx context.Context, k int) error {
+				bodies := make([]string, k)
+				for i := range bodies {
+					bodies[i] = "m" + strconv.FormatInt(n.Add(1), 10)
+				}
+				return sendAll(ctx, c, q.URL, bodies, func(i int) string { return bodies[i] }, nil)
+			},
+			ID:    func(m Message) string { return m.Body },
+			Quiet: time.Second,
+		}
+	})
+}
+
 func TestCheckMoto(t *testing.T) {
 	t.Parallel()
 	srv := moto.Shared(t)

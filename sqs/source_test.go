@@ -1114,3 +1114,36 @@ func TestBatchRequestLimit(t *testing.T) {
 		}
 	})
 }
+
+func TestFIFOHeldMessagesKeptHidden(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(fifoURL)
+		f.put(fifoURL, "a:1", "a:2", "a:3")
+		s := start(t, f, Config{QueueURL: fifoURL, VisibilityTimeout: 30 * time.Second})
+		msgs, err := s.Receive(t.Context(), 10)
+		if err != nil || !slices.Equal(bodies(msgs), []string{"a:1"}) {
+			t.Fatalf("got %v, %v", bodies(msgs), err)
+		}
+		time.Sleep(5 * time.Minute)
+		if v, i := f.counts(fifoURL); v != 0 || i != 3 {
+			t.Fatalf("after 5 minutes: %d visible, %d hidden", v, i)
+		}
+		extended := map[string]int{}
+		for _, c := range f.callsOf("ChangeMessageVisibilityBatch") {
+			for _, e := range c.Entries {
+				extended[e.ID]++
+			}
+		}
+		if len(extended) != 3 {
+			t.Fatalf("extended %v, want all three", extended)
+		}
+		for _, want := range []string{"a:2", "a:3"} {
+			ack(msgs, flow.Succeeded, nil)
+			msgs = receive(t, s, 1)
+			if got := msgs[0].Data.Body; got != want {
+				t.Fatalf("got %s, want %s", got, want)
+			}
+		}
+		ack(msgs, flow.Succeeded, nil)
+	})
+}
