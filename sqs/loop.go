@@ -92,6 +92,12 @@ func (s *Source) startPollsLocked(now time.Time) {
 	if s.closing || s.err != nil || s.eof || s.drained || now.Before(s.after) {
 		return
 	}
+	// Back-pressure from deletes: handled messages no longer count against demand, so
+	// without this a fast pipeline over slow deletes would pile up messages whose visibility
+	// runs out before they are deleted. The end of a delete request wakes the loop.
+	if len(s.dels) >= s.deleteBacklog() {
+		return
+	}
 	limit := min(s.cfg.MaxReceives, (s.demand+maxBatch-1)/maxBatch)
 	if s.fails > 0 {
 		limit = min(limit, 1)
@@ -105,6 +111,12 @@ func (s *Source) startPollsLocked(now time.Time) {
 		s.wg.Add(1)
 		go s.poll(ctx, s.pollID, k)
 	}
+}
+
+// deleteBacklog is how many messages may wait for their delete before receiving pauses:
+// two rounds of full batches at the request limit.
+func (s *Source) deleteBacklog() int {
+	return 2 * s.cfg.MaxBatchRequests * maxBatch
 }
 
 func (s *Source) poll(ctx context.Context, id, k int) {

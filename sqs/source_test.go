@@ -1115,6 +1115,50 @@ func TestBatchRequestLimit(t *testing.T) {
 	})
 }
 
+// Handled messages waiting for their delete pause receiving once there are more than the
+// delete requests can take in two rounds, so deletes that lag never let them pile up.
+func TestDeleteBacklogPausesReceives(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.put(qURL, numbered("m", 100)...)
+		s := start(t, f, Config{MaxBatchRequests: 1, WaitTime: -1})
+		f.mu.Lock()
+		block := make(chan struct{})
+		f.blockBatch = block
+		f.mu.Unlock()
+		handled := 0
+		for handled < 60 {
+			// Well within the 30 s visibility of the messages whose delete is blocked.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			msgs, err := s.Receive(ctx, 10)
+			cancel()
+			if err != nil {
+				break // receiving paused: the backlog is full
+			}
+			ack(msgs, flow.Succeeded, nil)
+			handled += len(msgs)
+			synctest.Wait()
+		}
+		// One delete of 10 is blocked in SQS; at most 2×1×10 more may wait for it.
+		if handled > 10+20 {
+			t.Fatalf("%d messages handled while deletes were blocked: receiving did not pause", handled)
+		}
+		if handled < 20 {
+			t.Fatalf("only %d handled: receiving paused too early", handled)
+		}
+		f.mu.Lock()
+		f.blockBatch = nil
+		f.mu.Unlock()
+		close(block)
+		rest := receive(t, s, 100-handled)
+		ack(rest, flow.Succeeded, nil)
+		time.Sleep(time.Second)
+		if v, i := f.counts(qURL); v+i != 0 {
+			t.Fatalf("%d visible, %d in flight left", v, i)
+		}
+	})
+}
+
 func TestFIFOHeldMessagesKeptHidden(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(fifoURL)
