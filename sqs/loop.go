@@ -490,10 +490,56 @@ func (s *Source) entryFailedLocked(action string, f types.BatchResultErrorEntry,
 	return false
 }
 
-func (s *Source) deleteBatch(items []batchItem) {
+// runBatch makes one batch request for items with send, and again for the entries that SQS
+// failed on its side, until each item has its answer. handle is called, with the lock held,
+// for every item: with nil when its entry succeeded, with the error entry otherwise; it
+// returns true to send the item again. A request that fails as a whole is retried
+// (batchFailed) or given up.
+func (s *Source) runBatch(action string, items []batchItem,
+	send func([]batchItem) ([]types.BatchResultErrorEntry, error),
+	handle func(it batchItem, f *types.BatchResultErrorEntry, attempt int) (again bool)) {
 	defer s.wg.Done()
 	defer s.batchDone()
 	for attempt := 0; len(items) > 0; attempt++ {
+		failed, err := send(items)
+		if err != nil {
+			if s.batchFailed(action, s.cfg.QueueURL, err, attempt) {
+				continue
+			}
+			s.mu.Lock()
+			s.giveUpLocked(items)
+			s.mu.Unlock()
+			return
+		}
+		byIndex := make(map[int]*types.BatchResultErrorEntry, len(failed))
+		for j := range failed {
+			i, err := strconv.Atoi(aws.ToString(failed[j].Id))
+			if err != nil || i < 0 || i >= len(items) || byIndex[i] != nil {
+				continue // an Id that names no entry of ours
+			}
+			byIndex[i] = &failed[j]
+		}
+		var again []batchItem
+		s.mu.Lock()
+		for i, it := range items {
+			if handle(it, byIndex[i], attempt) {
+				again = append(again, it)
+			}
+		}
+		s.mu.Unlock()
+		items = again
+		if len(items) > 0 && !s.retryPause(attempt) {
+			s.mu.Lock()
+			s.giveUpLocked(items)
+			s.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (s *Source) deleteBatch(items []batchItem) {
+	const action = "DeleteMessageBatch"
+	s.runBatch(action, items, func(items []batchItem) ([]types.BatchResultErrorEntry, error) {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(items))
 		for i, it := range items {
 			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(it.handle)}
@@ -506,44 +552,18 @@ func (s *Source) deleteBatch(items []batchItem) {
 		s.stats.Requests.DeleteMessageBatch++
 		s.mu.Unlock()
 		if err != nil {
-			if s.batchFailed("DeleteMessageBatch", s.cfg.QueueURL, err, attempt) {
-				continue
-			}
-			s.mu.Lock()
-			s.giveUpLocked(items)
-			s.mu.Unlock()
-			return
+			return nil, err
 		}
-		var again []batchItem
-		s.mu.Lock()
-		failed := map[int]bool{}
-		for _, f := range out.Failed {
-			i, err := strconv.Atoi(aws.ToString(f.Id))
-			if err != nil || i < 0 || i >= len(items) || failed[i] {
-				continue
-			}
-			failed[i] = true
-			if s.entryFailedLocked("DeleteMessageBatch", f, attempt) {
-				again = append(again, items[i])
-			} else {
-				s.finishLocked(items[i].e)
-			}
+		return out.Failed, nil
+	}, func(it batchItem, f *types.BatchResultErrorEntry, attempt int) bool {
+		if f == nil {
+			s.stats.Deleted++
+		} else if s.entryFailedLocked(action, *f, attempt) {
+			return true
 		}
-		for i, it := range items {
-			if !failed[i] {
-				s.stats.Deleted++
-				s.finishLocked(it.e)
-			}
-		}
-		s.mu.Unlock()
-		items = again
-		if len(items) > 0 && !s.retryPause(attempt) {
-			s.mu.Lock()
-			s.giveUpLocked(items)
-			s.mu.Unlock()
-			return
-		}
-	}
+		s.finishLocked(it.e)
+		return false
+	})
 }
 
 // giveUpLocked forgets items whose request could not be made. Their messages come back when
@@ -567,9 +587,9 @@ func (s *Source) giveUpLocked(items []batchItem) {
 }
 
 func (s *Source) changeBatch(items []batchItem) {
-	defer s.wg.Done()
-	defer s.batchDone()
-	for attempt := 0; len(items) > 0; attempt++ {
+	const action = "ChangeMessageVisibilityBatch"
+	var sent time.Time // when the request that succeeded was sent: extensions count from it
+	s.runBatch(action, items, func(items []batchItem) ([]types.BatchResultErrorEntry, error) {
 		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(items))
 		for i, it := range items {
 			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
@@ -578,7 +598,7 @@ func (s *Source) changeBatch(items []batchItem) {
 				VisibilityTimeout: seconds(it.to),
 			}
 		}
-		sent := time.Now()
+		sent = time.Now()
 		out, err := s.client.ChangeMessageVisibilityBatch(s.ctx, &awssqs.ChangeMessageVisibilityBatchInput{
 			QueueUrl: aws.String(s.cfg.QueueURL),
 			Entries:  entries,
@@ -587,68 +607,43 @@ func (s *Source) changeBatch(items []batchItem) {
 		s.stats.Requests.ChangeMessageVisibilityBatch++
 		s.mu.Unlock()
 		if err != nil {
-			if s.batchFailed("ChangeMessageVisibilityBatch", s.cfg.QueueURL, err, attempt) {
-				continue
-			}
-			s.mu.Lock()
-			s.giveUpLocked(items)
-			s.mu.Unlock()
-			return
+			return nil, err
 		}
-		var again []batchItem
-		s.mu.Lock()
-		failed := map[int]bool{}
-		for _, f := range out.Failed {
-			i, err := strconv.Atoi(aws.ToString(f.Id))
-			if err != nil || i < 0 || i >= len(items) || failed[i] {
-				continue
-			}
-			if items[i].kind == visRelease && notInflight[aws.ToString(f.Code)] {
-				continue // visible already: released all the same
-			}
-			failed[i] = true
-			if s.entryFailedLocked("ChangeMessageVisibilityBatch", f, attempt) {
-				again = append(again, items[i])
-				continue
+		return out.Failed, nil
+	}, func(it batchItem, f *types.BatchResultErrorEntry, attempt int) bool {
+		e := it.e
+		if f != nil && it.kind == visRelease && notInflight[aws.ToString(f.Code)] {
+			f = nil // visible already: released all the same
+		}
+		if f != nil {
+			if s.entryFailedLocked(action, *f, attempt) {
+				return true
 			}
 			// The handle is stale or the message no longer in flight: nothing more can be
 			// done with it by this source.
-			it := items[i]
-			it.e.visBusy = false
-			if it.kind == visExtend {
-				it.e.noExtend = true
-			} else if !it.e.visQueued {
-				s.finishLocked(it.e)
-			}
-		}
-		for i, it := range items {
-			if failed[i] {
-				continue
-			}
-			e := it.e
 			e.visBusy = false
-			switch it.kind {
-			case visExtend:
-				s.stats.Extended++
-				if e.state == stHeld || e.state == stOut {
-					e.expires = sent.Add(it.to)
-				}
-			case visRelease:
-				s.stats.Released++
-				s.finishLocked(e)
-			case visRetry:
+			if it.kind == visExtend {
+				e.noExtend = true
+			} else if !e.visQueued {
 				s.finishLocked(e)
 			}
+			return false
 		}
-		s.mu.Unlock()
-		items = again
-		if len(items) > 0 && !s.retryPause(attempt) {
-			s.mu.Lock()
-			s.giveUpLocked(items)
-			s.mu.Unlock()
-			return
+		e.visBusy = false
+		switch it.kind {
+		case visExtend:
+			s.stats.Extended++
+			if e.state == stHeld || e.state == stOut {
+				e.expires = sent.Add(it.to)
+			}
+		case visRelease:
+			s.stats.Released++
+			s.finishLocked(e)
+		case visRetry:
+			s.finishLocked(e)
 		}
-	}
+		return false
+	})
 }
 
 // sendDeadLetter sends a message that failed for good to the dead-letter queue, then has it
