@@ -226,7 +226,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if files != len(wants) {
 		t.Errorf("%d files under --out, want %d", files, len(wants))
 	}
-	if sum.Objects != int64(len(wants)) {
+	// At least once: a message SQS delivers twice is processed twice (into the same file).
+	if sum.Objects < int64(len(wants)) || sum.Objects > int64(len(wants))+2 {
 		t.Errorf("summary counts %d objects, want %d", sum.Objects, len(wants))
 	}
 	if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
