@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,9 +45,12 @@ func setup(t *testing.T, cfg faultproxy.Config) (*moto.Server, *faultproxy.Proxy
 }
 
 // queueName is a name of the test's own on the shared server.
+// queueName is unique per test and per run (-count=N shares the package's moto_server).
 func queueName(t *testing.T) string {
-	return strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	return fmt.Sprintf("%s-%d", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), queueSeq.Add(1))
 }
+
+var queueSeq atomic.Int64
 
 // sqsClient is an SQS client through the proxy that tries once.
 func sqsClient(p *faultproxy.Proxy) *sqs.Client {

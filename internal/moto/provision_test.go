@@ -3,9 +3,11 @@ package moto_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +39,7 @@ func TestNotificationDelivered(t *testing.T) {
 	s := moto.Shared(t)
 	ctx := t.Context()
 	sqsc, s3c := s.SQS(), s.S3()
-	q, err := moto.CreateQueue(ctx, sqsc, "events", moto.QueueOptions{})
+	q, err := moto.CreateQueue(ctx, sqsc, unique("events"), moto.QueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +95,12 @@ func TestRedriveToDeadLetterQueue(t *testing.T) {
 	s := moto.Shared(t)
 	ctx := t.Context()
 	c := s.SQS()
-	q, err := moto.CreateQueue(ctx, c, "work", moto.QueueOptions{VisibilityTimeout: time.Second, MaxReceiveCount: 2})
+	name := unique("work")
+	q, err := moto.CreateQueue(ctx, c, name, moto.QueueOptions{VisibilityTimeout: time.Second, MaxReceiveCount: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.DeadLetter == nil || q.DeadLetter.Name != "work-dlq" || q.DeadLetter.ARN == "" {
+	if q.DeadLetter == nil || q.DeadLetter.Name != name+"-dlq" || q.DeadLetter.ARN == "" {
 		t.Fatalf("dead-letter queue = %+v", q.DeadLetter)
 	}
 	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String("poison")}); err != nil {
@@ -141,11 +144,12 @@ func TestCreateFIFOQueue(t *testing.T) {
 	s := moto.Shared(t)
 	ctx := t.Context()
 	c := s.SQS()
-	q, err := moto.CreateQueue(ctx, c, "orders", moto.QueueOptions{FIFO: true, MaxReceiveCount: 3})
+	name := unique("orders")
+	q, err := moto.CreateQueue(ctx, c, name, moto.QueueOptions{FIFO: true, MaxReceiveCount: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Name != "orders.fifo" || q.DeadLetter == nil || q.DeadLetter.Name != "orders-dlq.fifo" {
+	if q.Name != name+".fifo" || q.DeadLetter == nil || q.DeadLetter.Name != name+"-dlq.fifo" {
 		t.Fatalf("queue = %+v, dead letter = %+v", q, q.DeadLetter)
 	}
 	// Content-based deduplication lets a send go without a deduplication id.
@@ -203,3 +207,8 @@ func TestReset(t *testing.T) {
 		t.Errorf("queues after Reset: %v", out.QueueUrls)
 	}
 }
+
+// unique makes a queue name unique per run: -count=N shares the package's moto_server.
+func unique(name string) string { return fmt.Sprintf("%s-%d", name, uniqueSeq.Add(1)) }
+
+var uniqueSeq atomic.Int64
