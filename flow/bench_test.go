@@ -19,6 +19,31 @@ func BenchmarkThroughput(b *testing.B) {
 		b.Run("flow/maxdemand="+strconv.Itoa(demand), func(b *testing.B) { benchFlow(b, demand) })
 	}
 	b.Run("channels", benchChannels)
+	// GenStage's shape: producer → producer-consumer → consumer, one process each.
+	for _, demand := range []int{10, 1000} {
+		b.Run("chain3/maxdemand="+strconv.Itoa(demand), func(b *testing.B) { benchChain3(b, demand) })
+	}
+}
+
+func benchChain3(b *testing.B, demand int) {
+	var acked atomic.Int64
+	n := b.N
+	opts := flow.Options{Concurrency: 1, MaxDemand: demand}
+	p := flow.New(flow.Config{})
+	s := flow.From(p, "producer", countingSource(n, &acked), flow.SourceOptions{})
+	m := flow.Map(s, "producer-consumer", func(_ context.Context, v int) (int, error) { return v + 1, nil }, opts)
+	sum := 0
+	flow.Sink(m, "consumer", func(_ context.Context, v int) error { sum += v; return nil }, opts)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := p.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if acked.Load() != int64(n) {
+		b.Fatalf("acked %d of %d", acked.Load(), n)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "items/s")
 }
 
 const benchWorkers = 4

@@ -72,6 +72,14 @@ func (p *part[T]) take(ctx context.Context, wake <-chan time.Time, dst []item[T]
 		p.mu.Lock()
 		if n := len(p.buf) - p.head; n > 0 {
 			k := min(n, max)
+			if k == n && p.head == 0 && len(dst) == 0 {
+				// Taking everything: hand the buffer over instead of copying it, and keep
+				// the taker's empty one.
+				out := p.buf
+				p.buf = dst
+				p.mu.Unlock()
+				return out, nil
+			}
 			dst = append(dst, p.buf[p.head:p.head+k]...)
 			clear(p.buf[p.head : p.head+k])
 			p.head += k
@@ -130,6 +138,29 @@ func (p *part[T]) push(ctx context.Context, items []item[T]) (int, error) {
 	return pushed, nil
 }
 
+// pushOwned is push for a caller that gives up items: when the part is empty and has
+// demand for all of them, the slice itself moves into the part instead of being copied, and
+// the part's empty buffer comes back as spare (moved is true). The caller then continues
+// with spare, never with items. Otherwise spare is items, copied as by push.
+func (p *part[T]) pushOwned(ctx context.Context, items []item[T]) (spare []item[T], moved bool, n int, err error) {
+	p.mu.Lock()
+	if len(p.buf) == p.head && p.demand >= len(items) && len(items) > 0 {
+		spare = p.buf[:0]
+		p.buf, p.head = items, 0
+		p.demand -= len(items)
+		left := p.demand
+		p.mu.Unlock()
+		signal(p.ready)
+		if left > 0 {
+			signal(p.wanted)
+		}
+		return spare, true, len(items), nil
+	}
+	p.mu.Unlock()
+	n, err = p.push(ctx, items)
+	return items, false, n, err
+}
+
 // reserve waits for demand and takes all of it, for a source to receive that many items.
 func (p *part[T]) reserve(ctx context.Context) (int, error) {
 	for {
@@ -149,9 +180,18 @@ func (p *part[T]) reserve(ctx context.Context) (int, error) {
 }
 
 // deliver adds items received for reserved demand, and gives back the unused part of it.
-func (p *part[T]) deliver(items []item[T], unused int) {
+// Like pushOwned, it may keep items itself and return the part's empty buffer as spare: the
+// caller continues with spare, which is empty either way.
+func (p *part[T]) deliver(items []item[T], unused int) (spare []item[T]) {
 	p.mu.Lock()
-	p.append(items)
+	if len(p.buf) == p.head && len(items) > 0 {
+		spare = p.buf[:0]
+		p.buf, p.head = items, 0
+	} else {
+		p.append(items)
+		clear(items)
+		spare = items[:0]
+	}
 	p.demand += unused
 	p.mu.Unlock()
 	if len(items) > 0 {
@@ -160,6 +200,7 @@ func (p *part[T]) deliver(items []item[T], unused int) {
 	if unused > 0 {
 		signal(p.wanted)
 	}
+	return spare
 }
 
 func (p *part[T]) append(items []item[T]) {

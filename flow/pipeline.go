@@ -305,8 +305,7 @@ func (s *sourceStage[T]) receive(rs *runState, worker int) {
 		for _, m := range msgs {
 			buf = append(buf, item[T]{v: m.Data, ref: ackRef{acker: m.Acker, token: m.Token}})
 		}
-		s.out.deliver(buf, n-len(msgs))
-		clear(buf)
+		buf = s.out.deliver(buf, n-len(msgs))
 		if len(msgs) > 0 {
 			rs.observe(Event{Stage: s.name, Worker: worker, Kind: EventReceived, N: len(msgs), Demand: n})
 		}

@@ -199,15 +199,17 @@ func (w *worker[T, U]) run() {
 		}
 		w.failed, w.released, w.firstErr = 0, 0, nil
 		if len(w.results) > 0 {
-			n, err := w.out.push(rs.work, w.results)
+			spare, moved, n, err := w.out.pushOwned(rs.work, w.results)
 			if err != nil {
 				for _, it := range w.results[n:] {
 					it.ref.complete(Released, nil, &w.acks)
 				}
 				rs.observe(Event{Stage: st.name, Worker: w.id, Kind: EventReleased, N: len(w.results) - n})
 			}
-			clear(w.results)
-			w.results = w.results[:0]
+			if !moved {
+				clear(w.results) // still ours: drop what it points to
+			}
+			w.results = spare[:0]
 		}
 		w.acks.flush()
 	}
