@@ -194,8 +194,8 @@ type Queue struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
-	ready   readyHeap
-	retry   retryHeap
+	ready   entryHeap // by place in the queue
+	retry   entryHeap // by due time
 	seq     uint64
 	running int
 	again   int
@@ -233,6 +233,8 @@ func Open(cfg Config) (*Queue, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		entries: map[string]*entry{},
+		ready:   entryHeap{less: byPlace},
+		retry:   entryHeap{less: byDue},
 		wake:    make(chan struct{}, 1),
 		closedc: make(chan struct{}),
 	}
@@ -460,8 +462,8 @@ func (q *Queue) Receive(ctx context.Context, n int) ([]flow.Message[Job], error)
 			return msgs, nil
 		}
 		var due <-chan time.Time
-		if len(q.retry) > 0 {
-			d := q.retry[0].due.Sub(now)
+		if q.retry.Len() > 0 {
+			d := q.retry.items[0].due.Sub(now)
 			if timer == nil {
 				timer = time.NewTimer(d)
 			} else {
@@ -483,7 +485,7 @@ func (q *Queue) Receive(ctx context.Context, n int) ([]flow.Message[Job], error)
 // promoteLocked makes the jobs whose retry is due ready. Nothing is stored: after a restart
 // a retry whose time has passed is ready anyway.
 func (q *Queue) promoteLocked(now time.Time) {
-	for len(q.retry) > 0 && !q.retry[0].due.After(now) {
+	for q.retry.Len() > 0 && !q.retry.items[0].due.After(now) {
 		e := heap.Pop(&q.retry).(*entry)
 		e.state, e.due = waiting, time.Time{}
 		heap.Push(&q.ready, e)
@@ -596,7 +598,7 @@ func (q *Queue) Counts() Counts {
 
 func (q *Queue) countsLocked() Counts {
 	return Counts{
-		Queued:  q.ready.Len() + len(q.retry) + q.again,
+		Queued:  q.ready.Len() + q.retry.Len() + q.again,
 		Running: q.running,
 		Done:    q.done,
 		Failed:  q.failed,
@@ -652,48 +654,35 @@ func (q *Queue) Requeue(ctx context.Context, ids ...string) (int, error) {
 	return len(list), q.commit(ctx, len(list) > 0)
 }
 
-// readyHeap orders ready jobs by their place in the queue.
-type readyHeap []*entry
+// entryHeap is a container/heap of entries in the order of less: ready jobs by their place
+// in the queue, jobs waiting for a retry by due time. An entry is in one heap at a time and
+// knows its index there.
+type entryHeap struct {
+	less  func(a, b *entry) bool
+	items []*entry
+}
 
-func (h readyHeap) Len() int           { return len(h) }
-func (h readyHeap) Less(i, j int) bool { return h[i].seq < h[j].seq }
-func (h readyHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
+func byPlace(a, b *entry) bool { return a.seq < b.seq }
+
+func byDue(a, b *entry) bool {
+	return a.due.Before(b.due) || a.due.Equal(b.due) && a.seq < b.seq
 }
-func (h *readyHeap) Push(x any) {
+
+func (h *entryHeap) Len() int           { return len(h.items) }
+func (h *entryHeap) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+func (h *entryHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.items[i].idx, h.items[j].idx = i, j
+}
+func (h *entryHeap) Push(x any) {
 	e := x.(*entry)
-	e.idx = len(*h)
-	*h = append(*h, e)
+	e.idx = len(h.items)
+	h.items = append(h.items, e)
 }
-func (h *readyHeap) Pop() any {
-	old := *h
+func (h *entryHeap) Pop() any {
+	old := h.items
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
-}
-
-// retryHeap orders jobs waiting for a retry by due time.
-type retryHeap []*entry
-
-func (h retryHeap) Len() int { return len(h) }
-func (h retryHeap) Less(i, j int) bool {
-	return h[i].due.Before(h[j].due) || h[i].due.Equal(h[j].due) && h[i].seq < h[j].seq
-}
-func (h retryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-func (h *retryHeap) Push(x any) {
-	e := x.(*entry)
-	e.idx = len(*h)
-	*h = append(*h, e)
-}
-func (h *retryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
+	h.items = old[:len(old)-1]
 	return e
 }
