@@ -27,31 +27,34 @@ func BenchmarkThroughput(b *testing.B) {
 
 func benchChain3(b *testing.B, demand int) {
 	var acked atomic.Int64
-	n := b.N
 	opts := flow.Options{Concurrency: 1, MaxDemand: demand}
 	p := flow.New(flow.Config{})
-	s := flow.From(p, "producer", countingSource(n, &acked), flow.SourceOptions{})
+	s := flow.From(p, "producer", countingSource(b.N, &acked), flow.SourceOptions{})
 	m := flow.Map(s, "producer-consumer", func(_ context.Context, v int) (int, error) { return v + 1, nil }, opts)
 	sum := 0
 	flow.Sink(m, "consumer", func(_ context.Context, v int) error { sum += v; return nil }, opts)
+	runBench(b, p, &acked)
+}
+
+// runBench runs a pipeline fed by countingSource(b.N, acked) and reports items/s.
+func runBench(b *testing.B, p *flow.Pipeline, acked *atomic.Int64) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	if err := p.Run(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	if acked.Load() != int64(n) {
-		b.Fatalf("acked %d of %d", acked.Load(), n)
+	if acked.Load() != int64(b.N) {
+		b.Fatalf("acked %d of %d", acked.Load(), b.N)
 	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "items/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
 }
 
 const benchWorkers = 4
 
 func benchFlow(b *testing.B, demand int) {
 	var acked atomic.Int64
-	n := b.N
-	src := countingSource(n, &acked)
+	src := countingSource(b.N, &acked)
 	opts := flow.Options{Concurrency: benchWorkers, MaxDemand: demand}
 	p := flow.New(flow.Config{})
 	s := flow.From(p, "src", src, flow.SourceOptions{})
@@ -59,16 +62,7 @@ func benchFlow(b *testing.B, demand int) {
 	m2 := flow.Map(m1, "m2", func(_ context.Context, v int) (int, error) { return v * 2, nil }, opts)
 	var sum atomic.Int64
 	flow.Sink(m2, "sink", func(_ context.Context, v int) error { sum.Add(int64(v)); return nil }, opts)
-	b.ReportAllocs()
-	b.ResetTimer()
-	if err := p.Run(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	if acked.Load() != int64(n) {
-		b.Fatalf("acked %d of %d", acked.Load(), n)
-	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "items/s")
+	runBench(b, p, &acked)
 }
 
 func benchChannels(b *testing.B) {
