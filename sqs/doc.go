@@ -58,7 +58,10 @@
 // only the first of a group and holds the others (keeping them hidden) until it succeeds, so
 // a group's messages are processed one at a time, in order, whatever the pipeline's
 // concurrency. When the first fails or is released, the held ones are made visible again, and
-// SQS delivers the group again from the failed message on: order is never broken.
+// SQS delivers the group again from the failed message on: order is never broken. This rests
+// on SQS's lock on a group while any of its messages is in flight, which keeps concurrent
+// receives from splitting a group; an emulator that lacks it (moto's receives are not atomic)
+// needs Config.MaxReceives 1 for the order to hold.
 //
 // # Drain and shutdown
 //
