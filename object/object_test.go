@@ -450,9 +450,19 @@ func TestAnalyzeMemoryBounded(t *testing.T) {
 			}
 			return int64(after.TotalAlloc - before.TotalAlloc)
 		}
+		// Under -race, sync.Pool drops a quarter of what is put back, so a run may have to
+		// build a new decoder (for zstd, a window of megabytes). The smaller object's figure
+		// is the least of several runs, and the larger one is measured again while it fails.
 		allocated(1) // fills the pools
-		small, large := allocated(tt.small), allocated(4*tt.small)
+		small := allocated(tt.small)
+		for range 5 {
+			small = min(small, allocated(tt.small))
+		}
 		extra := int64(3 * tt.small * len(lines))
+		large := allocated(4 * tt.small)
+		for try := 0; try < 8 && large-small > extra/4; try++ {
+			large = allocated(4 * tt.small)
+		}
 		enc := Sniff(tt.member)
 		t.Logf("%s: %d KiB allocated for %d KiB of content, %d KiB for %d KiB", enc,
 			small>>10, tt.small*len(lines)>>10, large>>10, 4*tt.small*len(lines)>>10)
