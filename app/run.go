@@ -154,12 +154,6 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 	})
 
-	out, err := output.NewWriter(cfg.Out)
-	if err != nil {
-		return Summary{}, &ConfigError{"out", err.Error()}
-	}
-	defer out.Close()
-
 	src, err := sqs.New(sqsClient, sqs.Config{
 		QueueURL:           cfg.QueueURL,
 		WaitTime:           cfg.WaitTime,
@@ -179,6 +173,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		}
 		return Summary{}, &ConfigError{"queue-url", describeCheck(cfg.QueueURL, err)}
 	}
+	// The output directory is made only once the queue is known to be there, so that a run
+	// refused at start-up leaves nothing behind.
+	out, err := output.NewWriter(cfg.Out)
+	if err != nil {
+		src.Close(context.Background())
+		return Summary{}, &ConfigError{"out", err.Error()}
+	}
+	defer out.Close()
 
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
 	t := &tally{}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +77,7 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 	code, _, stderr := runMain(t, map[string]string{
 		"PALLETO_FETCHERS": "0", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
 		"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_MAX_ATTEMPTS": "1",
-	}, "run", "--queue-url", "http://127.0.0.1:1/123456789012/q", "--fetchers", "2")
+	}, "run", "--queue-url", "http://127.0.0.1:1/123456789012/q", "--fetchers", "2", "--out", filepath.Join(t.TempDir(), "out"))
 	if code != 2 || strings.Contains(stderr, "fetchers") {
 		t.Fatalf("exit %d, stderr %q: want the endpoint error, not the environment's fetchers", code, stderr)
 	}
@@ -117,9 +119,13 @@ func TestStartupProblemsAreFoundBeforePolling(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			var o, e bytes.Buffer
-			code := mainCode(ctx, []string{"run", "--queue-url", c.url, "--out", t.TempDir(), "--status", "off"}, &o, &e)
+			out := filepath.Join(t.TempDir(), "out")
+			code := mainCode(ctx, []string{"run", "--queue-url", c.url, "--out", out, "--status", "off"}, &o, &e)
 			if code != 2 {
 				t.Fatalf("exit %d, want 2; stderr: %s", code, e.String())
+			}
+			if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("a refused run left --out behind (%v)", err)
 			}
 			if lines := strings.Split(strings.TrimSpace(e.String()), "\n"); len(lines) != 1 {
 				t.Fatalf("want one line, got %q", e.String())
