@@ -430,7 +430,7 @@ func (p *pool) run(ctx context.Context, job jobs.Job) error {
 func runProcess(ctx context.Context, argv []string, id string, killDelay time.Duration, log *slog.Logger) error {
 	cmd := exec.Command(argv[0], append(argv[1:len(argv):len(argv)], id)...)
 	cmd.Env = append(os.Environ(), JobIDEnv+"="+id)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = jobProcAttr()
 	stdout, stderr := &lineLog{log: log, stream: "stdout"}, &lineLog{log: log, stream: "stderr"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Children that outlive the job and keep its output open must not hold the worker.

@@ -297,12 +297,18 @@ func TestServeKillNineThenRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.wait(t)
-	// The jobs' process groups outlive the server; a crash of the machine would not leave
-	// them, so end them as it would.
+	// The kernel ends the jobs' processes with the server (the shell's own short sleeps end
+	// by themselves).
 	for _, s := range started {
-		var pgid int
-		fmt.Sscan(s[1], &pgid)
-		syscall.Kill(-pgid, syscall.SIGKILL)
+		var pid int
+		fmt.Sscan(s[1], &pid)
+		deadline := time.Now().Add(time.Minute)
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s (pid %d) outlived the killed server", s[0], pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 
 	p = startServeProc(t, nil, args...)
@@ -343,6 +349,19 @@ func TestServeKillNineThenRestart(t *testing.T) {
 	if len(finished) != 10 || len(runs) != 10 {
 		t.Errorf("%d jobs finished, %d distinct started; want 10", len(finished), len(runs))
 	}
+}
+
+// alive reports whether process pid runs (a zombie waiting for its parent's wait does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	// The state follows the command name, which is in parentheses.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z' && b[i+2] != 'X'
+	}
+	return true
 }
 
 // TestServeSQSSharedQueue: two servers on one SQS queue share the work; every job runs.
