@@ -2,6 +2,7 @@ package output
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -418,4 +419,44 @@ func lockPath(key string) (unlock func()) {
 		}
 		locks.Unlock()
 	}
+}
+
+// Sweep removes the temporary files (".palleto-*.tmp") that a crash left under the directory
+// and that are older than age: a write holds its temporary file for milliseconds, so one
+// that old belongs to no write. It stops when ctx ends and returns how many it removed.
+// Result files are never touched: escaped names cannot start with ".palleto-".
+func (w *Writer) Sweep(ctx context.Context, age time.Duration) (int, error) {
+	cutoff := time.Now().Add(-age)
+	removed := 0
+	err := fs.WalkDir(w.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := d.Name()
+		if !d.Type().IsRegular() || !strings.HasPrefix(name, tempPrefix) || !strings.HasSuffix(name, ".tmp") {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if info.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := w.root.Remove(filepath.FromSlash(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("output: sweep %s: %w", w.dir, err)
+	}
+	return removed, nil
 }

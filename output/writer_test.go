@@ -540,3 +540,56 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	})
 }
+
+// Sweep removes the temporary files a crash left behind once they are old enough, and
+// nothing else: not results, not fresh temporary files, not links or directories that
+// merely carry the name.
+func TestSweep(t *testing.T) {
+	w := newWriter(t)
+	p := mustWrite(t, w, result("b", "logs/a.gz", "01"), Written)
+	want := readBytes(t, p)
+	dir := filepath.Dir(p)
+	old := time.Now().Add(-2 * time.Hour)
+	plant := func(p string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := []string{filepath.Join(w.Dir(), tempPrefix+"1.tmp"), filepath.Join(dir, tempPrefix+"2.tmp")}
+	for _, p := range stale {
+		plant(p, old)
+	}
+	fresh := filepath.Join(dir, tempPrefix+"3.tmp")
+	plant(fresh, time.Now())
+	outside := filepath.Join(t.TempDir(), "outside")
+	plant(outside, old)
+	link := filepath.Join(dir, tempPrefix+"4.tmp")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(w.Dir(), tempPrefix+"5.tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := w.Sweep(t.Context(), time.Hour)
+	if err != nil || n != len(stale) {
+		t.Fatalf("Sweep = %d, %v; want %d, nil", n, err, len(stale))
+	}
+	for _, p := range stale {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", p, err)
+		}
+	}
+	for _, p := range []string{fresh, link, outside, filepath.Join(w.Dir(), tempPrefix+"5.tmp")} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if got := readBytes(t, p); !bytes.Equal(got, want) {
+		t.Fatalf("the result changed:\n%s\n%s", got, want)
+	}
+}
