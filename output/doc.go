@@ -50,7 +50,7 @@
 // renames it over the result file and syncs the directory, so that a reader sees either the
 // old result or the new one, and a result that was reported written survives a crash. On
 // error the temporary file is removed; only a crash can leave one behind (".palleto-*.tmp",
-// safe to delete). Before writing it reads the result already there:
+// safe to delete), and [Writer.Sweep] removes those (palleto run does at start). Before writing it reads the result already there:
 //
 //   - the same object (equal sequencer, ETag and version id): the file is left as it is,
 //     byte for byte, and the outcome is [Duplicate];
