@@ -11,7 +11,7 @@ import (
 // Map declares a stage that turns each item into one new item. An error fails the item.
 func Map[T, U any](in *Stream[T], name string, fn func(context.Context, T) (U, error), opts Options) *Stream[U] {
 	return addStage(in, name, opts, true, func(ctx context.Context, w *worker[T, U], it item[T]) {
-		v, err := call1(name, ctx, fn, it.v)
+		v, err := fn(ctx, it.v)
 		if err != nil {
 			w.finish(it.ref, err)
 			return
@@ -25,7 +25,7 @@ func Map[T, U any](in *Stream[T], name string, fn func(context.Context, T) (U, e
 // item is done.
 func FlatMap[T, U any](in *Stream[T], name string, fn func(context.Context, T) ([]U, error), opts Options) *Stream[U] {
 	return addStage(in, name, opts, true, func(ctx context.Context, w *worker[T, U], it item[T]) {
-		vs, err := call1(name, ctx, fn, it.v)
+		vs, err := fn(ctx, it.v)
 		switch {
 		case err != nil:
 			w.finish(it.ref, err)
@@ -46,11 +46,8 @@ func FlatMap[T, U any](in *Stream[T], name string, fn func(context.Context, T) (
 // are done.
 func Filter[T any](in *Stream[T], name string, keep func(T) bool, opts Options) *Stream[T] {
 	return addStage(in, name, opts, true, func(ctx context.Context, w *worker[T, T], it item[T]) {
-		ok, err := call1(name, ctx, func(_ context.Context, v T) (bool, error) { return keep(v), nil }, it.v)
 		switch {
-		case err != nil:
-			w.finish(it.ref, err)
-		case ok:
+		case keep(it.v):
 			w.emit(it.v, it.ref)
 		default:
 			w.finish(it.ref, nil)
@@ -62,12 +59,12 @@ func Filter[T any](in *Stream[T], name string, keep func(T) bool, opts Options) 
 // others have failed.
 func Sink[T any](in *Stream[T], name string, fn func(context.Context, T) error, opts Options) {
 	addStage(in, name, opts, false, func(ctx context.Context, w *worker[T, struct{}], it item[T]) {
-		_, err := call1(name, ctx, func(ctx context.Context, v T) (struct{}, error) { return struct{}{}, fn(ctx, v) }, it.v)
-		w.finish(it.ref, err)
+		w.finish(it.ref, fn(ctx, it.v))
 	})
 }
 
-// call1 runs a handler, turning a panic into a *PanicError.
+// call1 runs a handler, turning a panic into a *PanicError. Stages that run their handler
+// over a whole batch use worker.processFrom's guard instead, one per batch.
 func call1[T, U any](stage string, ctx context.Context, fn func(context.Context, T) (U, error), v T) (out U, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -185,13 +182,8 @@ func (w *worker[T, U]) run() {
 		if rs.obs != nil {
 			began = time.Now()
 		}
-		for _, it := range w.batch {
-			if rs.work.Err() != nil {
-				it.ref.complete(Released, nil, &w.acks)
-				w.released++
-				continue
-			}
-			st.process(rs.work, w, it)
+		for i := 0; i < len(w.batch); {
+			i = w.processFrom(i)
 		}
 		clear(w.batch)
 		if rs.obs != nil {
@@ -213,6 +205,29 @@ func (w *worker[T, U]) run() {
 		}
 		w.acks.flush()
 	}
+}
+
+// processFrom runs the handler over w.batch[i:] and returns the index after the last item
+// handled: len(w.batch), or the one after an item whose handler panicked, which fails with a
+// *PanicError. One guard per batch rather than one per item keeps the common case cheap.
+func (w *worker[T, U]) processFrom(i int) (next int) {
+	work := w.rs.work
+	defer func() {
+		if r := recover(); r != nil {
+			w.finish(w.batch[i].ref, &PanicError{Stage: w.stage.name, Value: r, Stack: debug.Stack()})
+			next = i + 1
+		}
+	}()
+	for ; i < len(w.batch); i++ {
+		it := w.batch[i]
+		if work.Err() != nil {
+			it.ref.complete(Released, nil, &w.acks)
+			w.released++
+			continue
+		}
+		w.stage.process(work, w, it)
+	}
+	return i
 }
 
 func (w *worker[T, U]) report(n int, busy time.Duration) {
