@@ -7,11 +7,21 @@ import (
 
 // ackRef says where an item's outcome goes. Items that map 1:1 to a source message carry the
 // acknowledger and token directly; only fan-out (FlatMap, Broadcast) and fan-in (Batch)
-// allocate an origin to count the items still open.
+// allocate an origin to count the items still open, which then is the token, with no
+// acknowledger (a source's token cannot be an *origin: the type is the runtime's). Two words
+// fewer per item than a separate origin field: items are copied from stage to stage.
 type ackRef struct {
 	acker Acknowledger
 	token any
-	o     *origin
+}
+
+// origin returns the origin that r stands for, or nil.
+func (r ackRef) origin() *origin {
+	if r.acker != nil {
+		return nil
+	}
+	o, _ := r.token.(*origin)
+	return o
 }
 
 // origin tracks a message (or a batch) whose outcome waits for several items.
@@ -27,32 +37,33 @@ type origin struct {
 
 // split makes ref stand for n items instead of one. n must be at least 2.
 func (r ackRef) split(n int) ackRef {
-	if r.o != nil {
-		r.o.pending.Add(int64(n - 1))
+	if o := r.origin(); o != nil {
+		o.pending.Add(int64(n - 1))
 		return r
 	}
 	o := &origin{target: r}
 	o.pending.Store(int64(n))
-	return ackRef{o: o}
+	return ackRef{token: o}
 }
 
 // join makes one ref for a batch of items.
 func join(members []ackRef) ackRef {
 	o := &origin{members: members}
 	o.pending.Store(1)
-	return ackRef{o: o}
+	return ackRef{token: o}
 }
 
 // complete records the outcome of one item, and the outcome of its origin once that has no
 // open items left.
 func (r ackRef) complete(st Status, err error, acks *ackBuf) {
-	if r.o == nil {
-		if r.acker != nil {
-			acks.add(r.acker, Result{Token: r.token, Status: st, Err: err})
-		}
+	if r.acker != nil {
+		acks.add(r.acker, Result{Token: r.token, Status: st, Err: err})
 		return
 	}
-	o := r.o
+	o, _ := r.token.(*origin)
+	if o == nil {
+		return // nobody needs to know
+	}
 	o.mu.Lock()
 	if st > o.status {
 		o.status = st
