@@ -1,0 +1,86 @@
+// Package metricstest reads Prometheus metrics back, from a registry or a /metrics endpoint,
+// so that tests can assert on single values.
+package metricstest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Families are metric families by name.
+type Families map[string]*dto.MetricFamily
+
+// Gather gathers g.
+func Gather(g prometheus.Gatherer) (Families, error) {
+	list, err := g.Gather()
+	f := Families{}
+	for _, mf := range list {
+		f[mf.GetName()] = mf
+	}
+	return f, err
+}
+
+// Scrape fetches url and parses its text exposition.
+func Scrape(ctx context.Context, url string) (Families, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Ask for text: the parser reads nothing else.
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+// Value returns the value of the counter, gauge or untyped metric name whose labels include
+// the given name, value pairs; ok is false when there is none.
+func (f Families) Value(name string, labelPairs ...string) (v float64, ok bool) {
+	mf := f[name]
+	if mf == nil {
+		return 0, false
+	}
+	for _, m := range mf.GetMetric() {
+		if !hasLabels(m, labelPairs) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func hasLabels(m *dto.Metric, pairs []string) bool {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		found := false
+		for _, l := range m.GetLabel() {
+			if l.GetName() == pairs[i] && l.GetValue() == pairs[i+1] {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}

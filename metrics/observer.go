@@ -1,0 +1,194 @@
+// Package metrics exports Palleto's runtime facts as Prometheus metrics: the per-stage events
+// of a flow pipeline ([Observer]), the counters of an SQS source ([SQSCollector]) and the
+// counts of a job queue ([JobsCollector]).
+//
+// Everything is registered with a registry the caller passes in; nothing touches
+// prometheus.DefaultRegisterer. [Handler] serves a registry as GET /metrics.
+//
+// # Stage metrics
+//
+//	palleto_stage_items_total{stage, outcome}  counter  items by outcome: received (sources
+//	                                                    only), done, failed, released
+//	palleto_stage_busy_seconds_total{stage}    counter  time the stage's workers spent in
+//	                                                    its handler
+//	palleto_stage_demand{stage}                gauge    demand of the stage's workers, as
+//	                                                    they last reported it
+//
+// The demand gauge is the sum over the stage's workers of the demand each reported in its
+// latest event: for a stage worker, what it had outstanding right after it last asked
+// upstream (its MaxDemand, in the runtime as it is); for a source worker, the demand its last
+// receive was asked to serve. Workers do not report as their demand is consumed, so the gauge
+// is an upper bound between two asks.
+package metrics
+
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/palleto/palleto/flow"
+)
+
+// Outcome label values of palleto_stage_items_total.
+const (
+	OutcomeReceived = "received"
+	OutcomeDone     = "done"
+	OutcomeFailed   = "failed"
+	OutcomeReleased = "released"
+)
+
+// An Observer turns a pipeline's events into the stage metrics. It implements
+// [flow.Observer]; create it with [NewObserver]. Observe does not allocate once a worker has
+// reported for the first time.
+type Observer struct {
+	items  *prometheus.CounterVec
+	busy   *prometheus.CounterVec
+	demand *prometheus.GaugeVec
+
+	// workers is copied on write, so that Observe reads it without a lock: new workers
+	// appear only while a pipeline starts.
+	workers atomic.Pointer[map[workerKey]*workerState]
+	mu      sync.Mutex // serialises writers of workers and stages
+	stages  map[string]*stageMetrics
+}
+
+type workerKey struct {
+	stage  string
+	worker int
+}
+
+// stageMetrics holds a stage's metric children, so that Observe does not look labels up.
+// Children a stage's kind never moves are nil.
+type stageMetrics struct {
+	received, done, failed, released prometheus.Counter
+	busy                             prometheus.Counter
+	demand                           prometheus.Gauge
+}
+
+type workerState struct {
+	stage  *stageMetrics
+	demand atomic.Int64
+	// doneBusy is the Busy of the worker's latest Done event, or -1. The runtime reports a
+	// batch's handler time on its Done event and again on its Failed event, one right after
+	// the other from the same goroutine; a Failed event that carries the same Busy as the
+	// Done before it is that same batch, and its time is counted once.
+	doneBusy atomic.Int64
+}
+
+// NewObserver registers the stage metrics with reg and returns the Observer that feeds them.
+// Pass it to flow.Config.Observer (with flow.Observers to keep other observers).
+func NewObserver(reg prometheus.Registerer) (*Observer, error) {
+	o := &Observer{
+		items: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "palleto_stage_items_total",
+			Help: "Items of a pipeline stage by outcome: received (sources only), done, failed, released unfinished at shutdown.",
+		}, []string{"stage", "outcome"}),
+		busy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "palleto_stage_busy_seconds_total",
+			Help: "Time the stage's workers spent in its handler.",
+		}, []string{"stage"}),
+		demand: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "palleto_stage_demand",
+			Help: "Demand of the stage's workers, summed, as each last reported it (when it asked upstream, or a source when it received).",
+		}, []string{"stage"}),
+		stages: map[string]*stageMetrics{},
+	}
+	for _, c := range []prometheus.Collector{o.items, o.busy, o.demand} {
+		if err := reg.Register(c); err != nil {
+			for _, done := range []prometheus.Collector{o.items, o.busy, o.demand} {
+				if done == c {
+					break
+				}
+				reg.Unregister(done)
+			}
+			return nil, err
+		}
+	}
+	o.workers.Store(&map[workerKey]*workerState{})
+	return o, nil
+}
+
+// Observe records one event. It is safe for concurrent use.
+func (o *Observer) Observe(e flow.Event) {
+	w := o.worker(e)
+	st := w.stage
+	switch e.Kind {
+	case flow.EventAsked:
+		w.setDemand(e.Demand)
+	case flow.EventReceived:
+		o.add(st.received, e.Stage, OutcomeReceived, float64(e.N))
+		w.setDemand(e.Demand)
+	case flow.EventDone:
+		o.add(st.done, e.Stage, OutcomeDone, float64(e.N))
+		o.addBusy(st, e.Stage, e.Busy)
+		w.doneBusy.Store(int64(e.Busy))
+	case flow.EventFailed:
+		o.add(st.failed, e.Stage, OutcomeFailed, float64(e.N))
+		if w.doneBusy.Swap(-1) != int64(e.Busy) {
+			o.addBusy(st, e.Stage, e.Busy)
+		}
+	case flow.EventReleased:
+		o.add(st.released, e.Stage, OutcomeReleased, float64(e.N))
+	}
+}
+
+// add adds v to c, or to the child that a stage of an unexpected kind did not get at once.
+func (o *Observer) add(c prometheus.Counter, stage, outcome string, v float64) {
+	if c == nil {
+		c = o.items.WithLabelValues(stage, outcome)
+	}
+	c.Add(v)
+}
+
+func (o *Observer) addBusy(st *stageMetrics, stage string, d time.Duration) {
+	c := st.busy
+	if c == nil {
+		c = o.busy.WithLabelValues(stage)
+	}
+	c.Add(d.Seconds())
+}
+
+func (w *workerState) setDemand(d int) {
+	if old := w.demand.Swap(int64(d)); old != int64(d) {
+		w.stage.demand.Add(float64(int64(d) - old))
+	}
+}
+
+// worker returns the state of e's worker, made on its first event. A stage whose first
+// event is Received is a source: it gets the received counter; any other stage gets the
+// done, failed and released counters and the busy time. So a stage shows only the series
+// that can move.
+func (o *Observer) worker(e flow.Event) *workerState {
+	k := workerKey{e.Stage, e.Worker}
+	if w, ok := (*o.workers.Load())[k]; ok {
+		return w
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := *o.workers.Load()
+	if w, ok := old[k]; ok {
+		return w
+	}
+	st, ok := o.stages[e.Stage]
+	if !ok {
+		st = &stageMetrics{demand: o.demand.WithLabelValues(e.Stage)}
+		if e.Kind == flow.EventReceived {
+			st.received = o.items.WithLabelValues(e.Stage, OutcomeReceived)
+		} else {
+			st.done = o.items.WithLabelValues(e.Stage, OutcomeDone)
+			st.failed = o.items.WithLabelValues(e.Stage, OutcomeFailed)
+			st.released = o.items.WithLabelValues(e.Stage, OutcomeReleased)
+			st.busy = o.busy.WithLabelValues(e.Stage)
+		}
+		o.stages[e.Stage] = st
+	}
+	w := &workerState{stage: st}
+	w.doneBusy.Store(-1)
+	next := maps.Clone(old)
+	next[k] = w
+	o.workers.Store(&next)
+	return w
+}
