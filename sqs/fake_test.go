@@ -61,6 +61,7 @@ type fakeCall struct {
 	At      time.Time
 	Max     int32       // ReceiveMessage
 	Wait    int32       // ReceiveMessage
+	Attempt string      // ReceiveMessage: ReceiveRequestAttemptId
 	Entries []fakeEntry // batches
 	Queue   string      // SendMessage
 	Body    string      // SendMessage
@@ -193,7 +194,7 @@ func (f *fakeSQS) queue(in *string) (*fakeQueue, error) {
 
 func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *awssqs.ReceiveMessageInput, _ ...func(*awssqs.Options)) (*awssqs.ReceiveMessageOutput, error) {
 	f.mu.Lock()
-	i := f.record(fakeCall{Action: "ReceiveMessage", At: time.Now(), Max: in.MaxNumberOfMessages, Wait: in.WaitTimeSeconds})
+	i := f.record(fakeCall{Action: "ReceiveMessage", At: time.Now(), Max: in.MaxNumberOfMessages, Wait: in.WaitTimeSeconds, Attempt: aws.ToString(in.ReceiveRequestAttemptId)})
 	n := f.countLocked("ReceiveMessage")
 	f.receiving++
 	f.maxRecv = max(f.maxRecv, f.receiving)

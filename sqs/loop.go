@@ -3,6 +3,7 @@ package sqs
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -125,14 +126,21 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 	if s.cfg.Drain {
 		wait = min(wait, drainWait)
 	}
-	out, err := s.client.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+	in := &awssqs.ReceiveMessageInput{
 		QueueUrl:                    aws.String(s.cfg.QueueURL),
 		MaxNumberOfMessages:         int32(k),
 		WaitTimeSeconds:             int32(wait / time.Second),
 		VisibilityTimeout:           seconds(s.cfg.VisibilityTimeout),
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 		MessageAttributeNames:       []string{"All"},
-	})
+	}
+	if s.fifo {
+		// The SDK retries a request whose answer was lost with the same input: with an
+		// attempt id, SQS then hands back the same messages instead of keeping them (and
+		// their groups) hidden until their visibility runs out.
+		in.ReceiveRequestAttemptId = aws.String(strconv.FormatUint(rand.Uint64(), 36))
+	}
+	out, err := s.client.ReceiveMessage(ctx, in)
 	now := time.Now()
 
 	s.mu.Lock()

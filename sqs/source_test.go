@@ -1191,3 +1191,31 @@ func TestFIFOHeldMessagesKeptHidden(t *testing.T) {
 		ack(msgs, flow.Succeeded, nil)
 	})
 }
+
+// A FIFO receive carries an attempt id of its own, so that the SDK's retry of a request whose
+// answer was lost gets the same messages back; a standard queue's receive has none.
+func TestFIFOReceiveAttemptIDs(t *testing.T) {
+	for _, url := range []string{fifoURL, qURL} {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFake(url)
+			f.put(url, "a:1", "b:1", "c:1")
+			s := start(t, f, Config{QueueURL: url})
+			for range 3 {
+				ack(receive(t, s, 1), flow.Succeeded, nil)
+			}
+			seen := map[string]bool{}
+			for _, c := range f.callsOf("ReceiveMessage") {
+				switch {
+				case url == qURL && c.Attempt != "":
+					t.Fatalf("standard queue: attempt id %q", c.Attempt)
+				case url == fifoURL && (c.Attempt == "" || seen[c.Attempt]):
+					t.Fatalf("FIFO receive with attempt id %q (seen before: %v)", c.Attempt, seen[c.Attempt])
+				}
+				seen[c.Attempt] = true
+			}
+			if url == fifoURL && len(seen) < 2 {
+				t.Fatalf("%d distinct attempt ids in %d receives", len(seen), len(f.callsOf("ReceiveMessage")))
+			}
+		})
+	}
+}
