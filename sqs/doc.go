@@ -61,7 +61,9 @@
 // SQS delivers the group again from the failed message on: order is never broken. This rests
 // on SQS's lock on a group while any of its messages is in flight, which keeps concurrent
 // receives from splitting a group; an emulator that lacks it (moto's receives are not atomic)
-// needs Config.MaxReceives 1 for the order to hold.
+// needs Config.MaxReceives 1 for the order to hold. Each receive carries a
+// ReceiveRequestAttemptId, so that when the SDK retries one whose answer was lost, SQS hands
+// back the same messages rather than keeping their groups locked until visibility runs out.
 //
 // # Drain and shutdown
 //
