@@ -694,3 +694,55 @@ func countingSource(n int, acked *atomic.Int64) flow.Source[int] {
 type ackCounter struct{ n *atomic.Int64 }
 
 func (a ackCounter) Acknowledge(rs []flow.Result) { a.n.Add(int64(len(rs))) }
+
+// Panics in the middle of a batch fail their own items only: the batch goes on after each,
+// in order, in both a map stage and a sink.
+func TestPanicsMidBatch(t *testing.T) {
+	src := flowtest.NewSource[int]()
+	p := flow.New(flow.Config{})
+	s := flow.From(p, "src", src, flow.SourceOptions{})
+	m := flow.Map(s, "map", func(_ context.Context, v int) (int, error) {
+		if v == 2 || v == 5 {
+			panic(fmt.Sprint("map ", v))
+		}
+		return v, nil
+	}, flow.Options{Concurrency: 1, MaxDemand: 10})
+	var sunk []int
+	flow.Sink(m, "sink", func(_ context.Context, v int) error {
+		sunk = append(sunk, v)
+		if v == 7 {
+			panic("sink 7")
+		}
+		return nil
+	}, flow.Options{Concurrency: 1, MaxDemand: 10})
+	src.Push(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+	src.Close()
+	if err := p.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{0, 1, 3, 4, 6, 7, 8, 9}; !slices.Equal(sunk, want) {
+		t.Fatalf("sink saw %v, want %v", sunk, want)
+	}
+	got := map[int]flowtest.Outcome[int]{}
+	for _, o := range src.Outcomes() {
+		got[o.Data] = o
+	}
+	for v := range 10 {
+		o := got[v]
+		var pe *flow.PanicError
+		switch v {
+		case 2, 5, 7:
+			stage, value := "map", fmt.Sprint("map ", v)
+			if v == 7 {
+				stage, value = "sink", "sink 7"
+			}
+			if o.Status != flow.Failed || !errors.As(o.Err, &pe) || pe.Stage != stage || pe.Value != value {
+				t.Errorf("item %d: %v %v, want a panic of %s", v, o.Status, o.Err, stage)
+			}
+		default:
+			if o.Status != flow.Succeeded {
+				t.Errorf("item %d: %v %v", v, o.Status, o.Err)
+			}
+		}
+	}
+}
