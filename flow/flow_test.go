@@ -746,3 +746,45 @@ func TestPanicsMidBatch(t *testing.T) {
 		}
 	}
 }
+
+// A batch's handler time is reported once, on its Done event, or on its Failed event when
+// nothing in it succeeded: summed over the events, it is the time the handlers ran.
+func TestBusyReportedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := flowtest.NewSource[int]()
+		var mu sync.Mutex
+		var busy time.Duration
+		var kinds []flow.EventKind
+		p := flow.New(flow.Config{Observer: flow.ObserverFunc(func(e flow.Event) {
+			if e.Stage != "sink" || (e.Kind != flow.EventDone && e.Kind != flow.EventFailed) {
+				return
+			}
+			mu.Lock()
+			busy += e.Busy
+			kinds = append(kinds, e.Kind)
+			mu.Unlock()
+		})})
+		s := flow.From(p, "src", src, flow.SourceOptions{})
+		flow.Sink(s, "sink", func(_ context.Context, v int) error {
+			time.Sleep(time.Second)
+			if v%2 == 1 || v >= 4 {
+				return errors.New("odd or late")
+			}
+			return nil
+		}, flow.Options{Concurrency: 1, MaxDemand: 4})
+		src.Push(0, 1, 2, 3) // a batch with both outcomes
+		wait := run(t, t.Context(), p)
+		synctest.Wait()
+		src.Push(5, 7) // a batch that only fails
+		src.Close()
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		if want := []flow.EventKind{flow.EventDone, flow.EventFailed, flow.EventFailed}; !slices.Equal(kinds, want) {
+			t.Fatalf("events %v, want %v", kinds, want)
+		}
+		if busy != 6*time.Second {
+			t.Fatalf("busy %v summed over the events, want 6s", busy)
+		}
+	})
+}

@@ -47,7 +47,7 @@ type Event struct {
 	Kind   EventKind
 	N      int
 	Demand int           // Asked, Received: outstanding demand
-	Busy   time.Duration // Done, Failed: time spent in the handler for the batch
+	Busy   time.Duration // Done, or Failed without a Done: time spent in the handler for the batch (counted once)
 	Err    error         // Failed: the first error
 }
 

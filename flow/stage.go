@@ -237,6 +237,9 @@ func (w *worker[T, U]) report(n int, busy time.Duration) {
 		w.rs.observe(e)
 	}
 	if w.failed > 0 {
+		if e.Kind == EventDone {
+			busy = 0 // reported with the batch's Done event already
+		}
 		e.Kind, e.N, e.Busy, e.Err = EventFailed, w.failed, busy, w.firstErr
 		w.rs.observe(e)
 	}
