@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -17,8 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/metrics"
 	"github.com/palleto/palleto/output"
 	"github.com/palleto/palleto/sqs"
 )
@@ -40,6 +43,13 @@ type Config struct {
 	Shutdown   time.Duration // --shutdown-timeout: grace period for in-flight work; default 30 s
 	SpoolDir   string        // --spool-dir: where large objects wait between download and analysis
 	SpoolMem   int64         // objects up to this size are spooled in memory; default 8 MiB
+	// MetricsListen (--metrics-listen) is the address where GET /metrics is served while the
+	// run lasts; empty: not served. 127.0.0.1:PORT keeps it on this machine.
+	MetricsListen string
+	// Metrics is the registry the run's metrics (stage events, the SQS source's counters) are
+	// registered with, and that MetricsListen serves. Nil: a new registry when MetricsListen is
+	// set, no metrics otherwise. A registry takes one Run: a second is refused.
+	Metrics *prometheus.Registry
 
 	AWS    *aws.Config  // nil: the SDK's standard sources (environment, profiles, …)
 	Logger *slog.Logger // nil: discard
@@ -143,6 +153,19 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cfg.setDefaults()
 	log := cfg.Logger
 
+	var metricsLn net.Listener
+	if cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return Summary{}, &ConfigError{"metrics-listen", err.Error()}
+		}
+		defer ln.Close() // when the run is refused before the server takes it
+		metricsLn = ln
+		if cfg.Metrics == nil {
+			cfg.Metrics = prometheus.NewRegistry()
+		}
+	}
+
 	awsCfg, err := loadAWS(ctx, cfg.AWS)
 	if err != nil {
 		return Summary{}, err
@@ -184,7 +207,16 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
 	t := &tally{}
-	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(flow.LogObserver(log), t)})
+	observers := []flow.Observer{flow.LogObserver(log), t}
+	if cfg.Metrics != nil {
+		obs, err := registerRunMetrics(cfg.Metrics, src)
+		if err != nil {
+			src.Close(context.Background())
+			return Summary{}, err
+		}
+		observers = append(observers, obs)
+	}
+	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)})
 	msgs := flow.From(p, "sqs", src, flow.SourceOptions{})
 	jobs := flow.FlatMap(msgs, "parse", func(_ context.Context, m sqs.Message) ([]objectJob, error) {
 		jobs, err := st.parse(m.ID, []byte(m.Body))
@@ -199,12 +231,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	flow.Sink(results, "write", st.write, flow.Options{Concurrency: 2, MaxDemand: 4})
 
 	began := time.Now()
+	stopMetrics := serveMetrics(metricsLn, cfg.Metrics, log)
 	stopStatus := cfg.Status.start(t, src, began)
 	runErr := p.Run(ctx)
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	closeErr := src.Close(closeCtx)
 	cancel()
 	stopStatus()
+	stopMetrics()
 
 	sum := t.summary(time.Since(began))
 	if runErr != nil {
@@ -215,6 +249,51 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	log.Info("run ended", "messages", sum.Messages, "objects", sum.Objects, "failed", sum.Failed, "elapsed", sum.Elapsed)
 	return sum, nil
+}
+
+// registerRunMetrics registers the metrics of a run with reg and returns the observer that
+// feeds the stage metrics.
+func registerRunMetrics(reg *prometheus.Registry, src *sqs.Source) (flow.Observer, error) {
+	obs, err := metrics.NewObserver(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := reg.Register(metrics.NewSQSCollector(src)); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return obs, nil
+}
+
+// serveMetrics serves GET /metrics on ln until stop is called; stop returns once the server
+// and its connections are closed. A nil ln serves nothing.
+func serveMetrics(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
+	if ln == nil {
+		return func() {}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg, log))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("the metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shut); err != nil {
+			srv.Close()
+		}
+		<-served
+	}
 }
 
 // loadAWS returns the given configuration, or loads one from the SDK's standard sources.

@@ -23,9 +23,11 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/jobs"
+	"github.com/palleto/palleto/metrics"
 	"github.com/palleto/palleto/sqs"
 	"github.com/palleto/palleto/webhook"
 )
@@ -68,6 +70,10 @@ type ServeConfig struct {
 	Handler func(ctx context.Context, job jobs.Job) error
 	// AWS is the SDK configuration for QueueURL. Nil means the SDK's standard sources.
 	AWS *aws.Config
+	// Metrics is the registry that GET /metrics serves; the pool's metrics (stage events,
+	// job counts, and with QueueURL the SQS source's counters) are registered with it. Nil
+	// means a new registry. A registry takes one Serve: a second is refused.
+	Metrics *prometheus.Registry
 	// Logger receives the server's and the jobs' logs. Nil discards.
 	Logger *slog.Logger
 	// Ready, when set, is called with the server's address once it listens (useful with
@@ -123,8 +129,9 @@ func (c ServeConfig) Validate() error {
 }
 
 // Serve runs the worker pool until ctx is cancelled: an HTTP server with the Dropbox webhook
-// (/webhook), the job counts (GET /jobs) and a health check (GET /healthz), and Workers
-// workers that each run one job at a time from the queue the webhook fills.
+// (/webhook), the job counts (GET /jobs), a health check (GET /healthz) and Prometheus metrics
+// (GET /metrics), and Workers workers that each run one job at a time from the queue the
+// webhook fills.
 //
 // When ctx is cancelled Serve stops accepting work (webhook calls are answered 503), lets
 // running jobs finish for up to ShutdownTimeout, then stops them (an Exec job's process group
@@ -137,6 +144,9 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	}
 	cfg.setDefaults()
 	log := cfg.Logger
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -207,6 +217,10 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 			return ctx.Err()
 		}
 		return &ConfigError{"queue-url", err.Error()}
+	}
+	if err := cfg.Metrics.Register(metrics.NewSQSCollector(src)); err != nil {
+		ln.Close()
+		return fmt.Errorf("metrics: %w", err)
 	}
 	var running, done, failed atomic.Int64
 	p := &pool{cfg: cfg, log: log}
@@ -305,7 +319,12 @@ type pool struct {
 func (p *pool) serve(ctx context.Context, ln net.Listener, enqueue func(context.Context, []string) error, declare func(*flow.Pipeline)) error {
 	cfg, log := p.cfg, p.log
 	grace := cfg.ShutdownTimeout
-	pl := flow.New(flow.Config{GracePeriod: grace, Observer: flow.LogObserver(log)})
+	obs, err := p.registerMetrics(ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	pl := flow.New(flow.Config{GracePeriod: grace, Observer: flow.Observers(flow.LogObserver(log), obs)})
 	declare(pl)
 
 	wh, err := webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Enqueue: enqueue, Logger: log})
@@ -326,6 +345,7 @@ func (p *pool) serve(ctx context.Context, ln net.Listener, enqueue func(context.
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(c)
 	})
+	mux.Handle("GET /metrics", metrics.Handler(cfg.Metrics, log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if stopping.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -387,6 +407,30 @@ func (p *pool) serve(ctx context.Context, ln net.Listener, enqueue func(context.
 		log.Info("stopped", "queued", c.Queued, "done", c.Done, "failed", c.Failed, "dead", c.Dead)
 	}
 	return errors.Join(runErr, srvErr)
+}
+
+// countTimeout bounds the job counts read for a scrape: with SQS they are a request.
+const countTimeout = 10 * time.Second
+
+// registerMetrics registers the stage metrics and the job counts, and returns the observer
+// that feeds the stage metrics.
+func (p *pool) registerMetrics(ctx context.Context) (flow.Observer, error) {
+	reg := p.cfg.Metrics
+	obs, err := metrics.NewObserver(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	// Scrapes go on while the pool shuts down, as GET /jobs does.
+	base := context.WithoutCancel(ctx)
+	counts := metrics.NewJobsCollector(func() (jobs.Counts, error) {
+		ctx, cancel := context.WithTimeout(base, countTimeout)
+		defer cancel()
+		return p.counts(ctx)
+	})
+	if err := reg.Register(counts); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return obs, nil
 }
 
 func (p *pool) queueName() string {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -83,4 +84,32 @@ func hasLabels(m *dto.Metric, pairs []string) bool {
 		}
 	}
 	return true
+}
+
+// Poll scrapes url until ok returns true for what it read, and returns that. If ctx ends
+// first, it returns the last families it read (nil if none) and an error that says why.
+func Poll(ctx context.Context, url string, ok func(Families) bool) (Families, error) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var last Families
+	var lastErr error
+	for {
+		f, err := Scrape(ctx, url)
+		switch {
+		case err == nil && ok(f):
+			return f, nil
+		case err == nil:
+			last = f
+		case ctx.Err() == nil:
+			lastErr = err
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			if lastErr != nil && last == nil {
+				return nil, fmt.Errorf("%w (last scrape: %v)", ctx.Err(), lastErr)
+			}
+			return last, ctx.Err()
+		}
+	}
 }
