@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/palleto/palleto/app"
 )
 
@@ -33,6 +36,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.MaxDelay, "max-retry-delay", 5*time.Minute, "cap of the retry delay")
 	fs.DurationVar(&cfg.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight work may finish")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	status := fs.String("status", "auto", "progress output: auto (a live line on a terminal, a periodic log line otherwise), on, off")
@@ -60,6 +64,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	default:
 		return usagef("--status %q: want auto, on or off", *status)
 	}
+	if cfg.MetricsListen != "" {
+		cfg.Metrics = newRegistry()
+	}
 	sum, err := app.Run(ctx, cfg)
 	var ce *app.ConfigError
 	if errors.As(err, &ce) {
@@ -72,6 +79,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stdout, sum)
 	}
 	return nil
+}
+
+// newRegistry returns a metrics registry with the Go runtime's and the process's metrics;
+// the command adds its own.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -27,6 +27,7 @@ func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	opts.cfg.Logger = logger
+	opts.cfg.Metrics = newRegistry()
 	err = app.Serve(ctx, opts.cfg)
 	if ce, ok := errors.AsType[*app.ConfigError](err); ok {
 		return usagef("%v", ce)
@@ -44,7 +45,7 @@ func serveOptions(args []string, getenv func(string) string) (serveOpts, error) 
 	var o serveOpts
 	cfg := &o.cfg
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&cfg.Listen, "listen", app.DefaultListen, "address of the HTTP server (/webhook, /jobs, /healthz)")
+	fs.StringVar(&cfg.Listen, "listen", app.DefaultListen, "address of the HTTP server (/webhook, /jobs, /healthz, /metrics)")
 	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "Dropbox app secret that signs webhook calls (required)")
 	fs.IntVar(&cfg.Workers, "workers", runtime.NumCPU(), "jobs run at once")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory of the durable job queue")
