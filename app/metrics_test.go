@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,18 +25,6 @@ func value(t *testing.T, f metricstest.Families, name string, labels ...string) 
 		t.Fatalf("%s%v: missing", name, labels)
 	}
 	return v
-}
-
-// poll scrapes url until ok holds, for at most a minute.
-func poll(t *testing.T, url string, what string, ok func(metricstest.Families) bool) metricstest.Families {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	f, err := metricstest.Poll(ctx, url, ok)
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-	return f
 }
 
 // A run given a registry registers the stage metrics and the SQS source's counters there;
@@ -103,7 +90,7 @@ func TestServeMetrics(t *testing.T) {
 	mustPost(t, s.url, "a", "b", "c")
 	rec.wait(t, 2)
 	// Two workers hold a and b; c waits.
-	f := poll(t, url, "two running jobs", func(f metricstest.Families) bool {
+	f := metricstest.Wait(t, url, "two running jobs", func(f metricstest.Families) bool {
 		v, _ := f.Value("palleto_jobs", "state", "running")
 		return v == 2
 	})
@@ -114,27 +101,21 @@ func TestServeMetrics(t *testing.T) {
 		t.Errorf("demand of the workers = %v, want 2 (two workers, one job each)", got)
 	}
 	close(rec.hold)
-	f = poll(t, url, "three jobs done", func(f metricstest.Families) bool {
+	f = metricstest.Wait(t, url, "three jobs done", func(f metricstest.Families) bool {
 		v, _ := f.Value("palleto_job_runs_total", "outcome", "done")
 		return v == 3
 	})
-	for _, c := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"palleto_jobs", []string{"state", "queued"}, 0},
-		{"palleto_jobs", []string{"state", "running"}, 0},
-		{"palleto_jobs", []string{"state", "dead"}, 0},
-		{"palleto_job_runs_total", []string{"outcome", "failed"}, 0},
-		{"palleto_stage_items_total", []string{"stage", "queue", "outcome", "received"}, 3},
-	} {
-		if got := value(t, f, c.name, c.labels...); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
+	for _, bad := range f.Check(
+		metricstest.Want{Name: "palleto_jobs", Labels: []string{"state", "queued"}, Value: 0},
+		metricstest.Want{Name: "palleto_jobs", Labels: []string{"state", "running"}, Value: 0},
+		metricstest.Want{Name: "palleto_jobs", Labels: []string{"state", "dead"}, Value: 0},
+		metricstest.Want{Name: "palleto_job_runs_total", Labels: []string{"outcome", "failed"}, Value: 0},
+		metricstest.Want{Name: "palleto_stage_items_total", Labels: []string{"stage", "queue", "outcome", "received"}, Value: 3},
+	) {
+		t.Error(bad)
 	}
 	// The workers stage counts the same three jobs, as its workers report them.
-	poll(t, url, "three jobs done by the workers stage", func(f metricstest.Families) bool {
+	metricstest.Wait(t, url, "three jobs done by the workers stage", func(f metricstest.Families) bool {
 		v, _ := f.Value("palleto_stage_items_total", "stage", "workers", "outcome", "done")
 		return v == 3
 	})
@@ -155,7 +136,7 @@ func TestServeSQSMetrics(t *testing.T) {
 	s := startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, Workers: 1, Handler: rec.handle})
 	mustPost(t, s.url, "x", "y")
 	rec.wait(t, 2)
-	f := poll(t, s.url+"/metrics", "two messages deleted", func(f metricstest.Families) bool {
+	f := metricstest.Wait(t, s.url+"/metrics", "two messages deleted", func(f metricstest.Families) bool {
 		v, _ := f.Value("palleto_sqs_messages_total", "event", "deleted")
 		return v >= 2
 	})

@@ -71,11 +71,6 @@ type stageMetrics struct {
 type workerState struct {
 	stage  *stageMetrics
 	demand atomic.Int64
-	// doneBusy is the Busy of the worker's latest Done event, or -1. The runtime reports a
-	// batch's handler time on its Done event and again on its Failed event, one right after
-	// the other from the same goroutine; a Failed event that carries the same Busy as the
-	// Done before it is that same batch, and its time is counted once.
-	doneBusy atomic.Int64
 }
 
 // NewObserver registers the stage metrics with reg and returns the Observer that feeds them.
@@ -124,12 +119,10 @@ func (o *Observer) Observe(e flow.Event) {
 	case flow.EventDone:
 		o.add(st.done, e.Stage, OutcomeDone, float64(e.N))
 		o.addBusy(st, e.Stage, e.Busy)
-		w.doneBusy.Store(int64(e.Busy))
 	case flow.EventFailed:
+		// A batch's time comes once: on its Done event, or on its Failed event if none.
 		o.add(st.failed, e.Stage, OutcomeFailed, float64(e.N))
-		if w.doneBusy.Swap(-1) != int64(e.Busy) {
-			o.addBusy(st, e.Stage, e.Busy)
-		}
+		o.addBusy(st, e.Stage, e.Busy)
 	case flow.EventReleased:
 		o.add(st.released, e.Stage, OutcomeReleased, float64(e.N))
 	}
@@ -186,7 +179,6 @@ func (o *Observer) worker(e flow.Event) *workerState {
 		o.stages[e.Stage] = st
 	}
 	w := &workerState{stage: st}
-	w.doneBusy.Store(-1)
 	next := maps.Clone(old)
 	next[k] = w
 	o.workers.Store(&next)

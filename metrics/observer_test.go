@@ -115,36 +115,26 @@ func TestObserverSumsDemandOverWorkers(t *testing.T) {
 	}
 }
 
-func TestObserverCountsABatchsBusyTimeOnce(t *testing.T) {
+func TestObserverSumsBusyTime(t *testing.T) {
 	o, reg := newObserver(t)
-	busy := func() float64 {
-		v, _ := gather(t, reg).Value("palleto_stage_busy_seconds_total", "stage", "analyse")
-		return v
-	}
 	ev := func(w int, k flow.EventKind, d time.Duration) flow.Event {
 		return flow.Event{Stage: "analyse", Worker: w, Kind: k, N: 1, Busy: d}
 	}
-	steps := []struct {
-		events []flow.Event
-		add    time.Duration
-	}{
-		{[]flow.Event{ev(0, flow.EventDone, 2*time.Second)}, 2 * time.Second},
-		// One batch with successes and failures: the runtime reports its time on both events.
-		{[]flow.Event{ev(0, flow.EventDone, 3*time.Second), ev(0, flow.EventFailed, 3*time.Second)}, 3 * time.Second},
-		// A batch that only failed.
-		{[]flow.Event{ev(0, flow.EventFailed, 3*time.Second)}, 3 * time.Second},
-		// Another worker's Done does not hide this worker's failed batch.
-		{[]flow.Event{ev(1, flow.EventDone, 500*time.Millisecond), ev(0, flow.EventFailed, 500*time.Millisecond)}, time.Second},
-		{[]flow.Event{ev(1, flow.EventDone, time.Second), ev(1, flow.EventFailed, 2*time.Second)}, 3 * time.Second},
-	}
 	var total time.Duration
-	for i, s := range steps {
-		for _, e := range s.events {
-			o.Observe(e)
-		}
-		total += s.add
-		if got := busy(); got != total.Seconds() {
-			t.Fatalf("step %d: busy %vs, want %vs", i, got, total.Seconds())
+	for i, e := range []flow.Event{
+		ev(0, flow.EventDone, 2*time.Second),
+		// A batch with both outcomes: the runtime gives its time with the Done event only.
+		ev(1, flow.EventDone, 3*time.Second),
+		ev(1, flow.EventFailed, 0),
+		// A batch that only failed.
+		ev(0, flow.EventFailed, 1500*time.Millisecond),
+		ev(0, flow.EventReleased, 0),
+	} {
+		o.Observe(e)
+		total += e.Busy
+		v, _ := gather(t, reg).Value("palleto_stage_busy_seconds_total", "stage", "analyse")
+		if v != total.Seconds() {
+			t.Fatalf("event %d: busy %vs, want %vs", i, v, total.Seconds())
 		}
 	}
 }

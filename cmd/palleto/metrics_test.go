@@ -14,18 +14,6 @@ import (
 	"github.com/palleto/palleto/metrics/metricstest"
 )
 
-// pollMetrics scrapes url until ok holds, for at most a minute.
-func pollMetrics(t *testing.T, url, what string, ok func(metricstest.Families) bool) metricstest.Families {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	f, err := metricstest.Poll(ctx, url, ok)
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-	return f
-}
-
 var metricsURL = regexp.MustCompile(`msg="serving metrics" url=(http://\S+/metrics)`)
 
 // palleto run with PALLETO_METRICS_LISTEN on port 0: the log says where /metrics is; it shows
@@ -82,7 +70,7 @@ func TestRunServesMetrics(t *testing.T) {
 		}
 	}
 
-	f := pollMetrics(t, url, fmt.Sprintf("%d objects written", n), func(f metricstest.Families) bool {
+	f := metricstest.Wait(t, url, fmt.Sprintf("%d objects written", n), func(f metricstest.Families) bool {
 		v, _ := f.Value("palleto_stage_items_total", "stage", "write", "outcome", "done")
 		return v >= n
 	})
@@ -161,23 +149,16 @@ func TestServeServesMetrics(t *testing.T) {
 	p := startServeProc(t, nil, "--webhook-secret", "s", "--memory", "--workers", "1", "--exec", "true")
 	p.post(t, "s", "a", "b")
 	p.post(t, "s", "c")
-	f := pollMetrics(t, p.url+"/metrics", "three jobs done", func(f metricstest.Families) bool {
+	f := metricstest.Wait(t, p.url+"/metrics", "three jobs done", func(f metricstest.Families) bool {
 		v, _ := f.Value("palleto_job_runs_total", "outcome", "done")
 		return v == 3
 	})
-	for _, c := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"palleto_jobs", []string{"state", "queued"}, 0},
-		{"palleto_jobs", []string{"state", "running"}, 0},
-		{"palleto_job_runs_total", []string{"outcome", "failed"}, 0},
-		{"palleto_stage_items_total", []string{"stage", "queue", "outcome", "received"}, 3},
-	} {
-		if got, ok := f.Value(c.name, c.labels...); !ok || got != c.want {
-			t.Errorf("%s%v = %v (found: %v), want %v", c.name, c.labels, got, ok, c.want)
-		}
+	for _, bad := range f.Check(
+		metricstest.Want{Name: "palleto_jobs", Labels: []string{"state", "queued"}, Value: 0},
+		metricstest.Want{Name: "palleto_jobs", Labels: []string{"state", "running"}, Value: 0},
+		metricstest.Want{Name: "palleto_job_runs_total", Labels: []string{"outcome", "failed"}, Value: 0},
+	) {
+		t.Error(bad)
 	}
 	for _, name := range []string{"go_goroutines", "process_start_time_seconds"} {
 		if _, ok := f.Value(name); !ok {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,4 +113,39 @@ func Poll(ctx context.Context, url string, ok func(Families) bool) (Families, er
 			return last, ctx.Err()
 		}
 	}
+}
+
+// Wait scrapes url until ok holds and returns what it read; it fails t if that takes more
+// than a minute. what says what is awaited, for the failure message.
+func Wait(t testing.TB, url, what string, ok func(Families) bool) Families {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	f, err := Poll(ctx, url, ok)
+	if err != nil {
+		t.Fatalf("waiting for %s at %s: %v", what, url, err)
+	}
+	return f
+}
+
+// A Want is the value a test expects of one series: the metric Name whose labels include
+// the Labels pairs.
+type Want struct {
+	Name   string
+	Labels []string
+	Value  float64
+}
+
+// Check returns a line for each want whose series is missing or holds another value.
+func (f Families) Check(wants ...Want) []string {
+	var bad []string
+	for _, w := range wants {
+		switch v, ok := f.Value(w.Name, w.Labels...); {
+		case !ok:
+			bad = append(bad, fmt.Sprintf("%s%v: missing, want %v", w.Name, w.Labels, w.Value))
+		case v != w.Value:
+			bad = append(bad, fmt.Sprintf("%s%v = %v, want %v", w.Name, w.Labels, v, w.Value))
+		}
+	}
+	return bad
 }
