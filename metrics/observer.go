@@ -16,8 +16,7 @@
 //
 // The demand gauge is the sum over the stage's workers of the demand each reported in its
 // latest event: for a stage worker, what it had outstanding right after it last asked
-// upstream (its MaxDemand, in the runtime as it is); for a source worker, the demand its last
-// receive was asked to serve. Workers do not report as their demand is consumed, so the gauge
+// upstream; for a source worker, the demand its last receive was asked to serve. Workers do not report as their demand is consumed, so the gauge
 // is an upper bound between two asks.
 package metrics
 

@@ -213,3 +213,17 @@ func TestMetricNamesLint(t *testing.T) {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }
+
+func BenchmarkObserve(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	o, err := metrics.NewObserver(reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		e := flow.Event{Stage: "write", Kind: flow.EventDone, N: 4, Busy: time.Millisecond}
+		for pb.Next() {
+			o.Observe(e)
+		}
+	})
+}
