@@ -204,6 +204,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, &ConfigError{"out", err.Error()}
 	}
 	defer out.Close()
+	stopSweep := sweep(out, log)
+	defer stopSweep()
 
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
 	t := &tally{}
@@ -293,6 +295,30 @@ func serveMetrics(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (
 			srv.Close()
 		}
 		<-served
+	}
+}
+
+// sweepAge is how old a temporary file in --out must be to be taken for a crash's leftover.
+const sweepAge = time.Minute
+
+// sweep removes, beside the run, the temporary files that a crash left in the output
+// directory. The returned function stops it and waits for it.
+func sweep(out *output.Writer, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := out.Sweep(ctx, sweepAge)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("cannot remove leftover temporary files", "dir", out.Dir(), "err", err)
+		case n > 0:
+			log.Info("removed temporary files left by an earlier crash", "dir", out.Dir(), "files", n)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

@@ -464,3 +464,33 @@ func TestLargeObjectBoundedMemory(t *testing.T) {
 		t.Fatalf("heap grew by %d MiB for %d MiB of content: the object is being buffered", grew>>20, wantBytes>>20)
 	}
 }
+
+// A run removes the temporary files an earlier crash left in --out, and only those.
+func TestRunSweepsCrashLeftovers(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(t, "a.log", []byte("a\n"))
+	dir := filepath.Join(e.out, e.bucket)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := filepath.Join(dir, ".palleto-old.tmp"), filepath.Join(dir, ".palleto-fresh.tmp")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old, long, long); err != nil {
+		t.Fatal(err)
+	}
+	e.run(t)
+	if _, ok := e.result(t, "a.log"); !ok {
+		t.Fatal("the object was not processed")
+	}
+	if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the crash's leftover is still there (%v)", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary file was removed: %v", err)
+	}
+}
