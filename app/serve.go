@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -53,6 +55,10 @@ type ServeConfig struct {
 	// QueueURL (--queue-url) replaces the embedded queue with an SQS queue that several
 	// servers share: the webhook sends each job as a message, the workers receive them.
 	QueueURL string
+	// WaitTime is the long poll of the SQS receives with QueueURL: 0 means SQS's longest,
+	// 20 s. A shorter one only makes sense with an emulator that does not end a long poll
+	// as soon as messages can be had.
+	WaitTime time.Duration
 	// Exec (--exec) is the command that runs a job, already split into words: the job id is
 	// appended as its last argument and set in PALLETO_JOB_ID. Required unless Handler is set.
 	Exec        []string
@@ -197,6 +203,7 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 	client := awssqs.NewFromConfig(awsCfg)
 	src, err := sqs.New(client, sqs.Config{
 		QueueURL: cfg.QueueURL,
+		WaitTime: cfg.WaitTime,
 		Retry:    sqs.RetryExponential(jobs.DefaultRetryBase, jobs.DefaultRetryMax),
 		Logger:   log,
 	})
@@ -264,14 +271,23 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 const sendAttempts = 4
 
 // sendJobs sends one message per id, in batches of 10, and returns once SQS accepted all of
-// them, or an error (the webhook then answers 503, and Dropbox calls again).
+// them, or an error (the webhook then answers 503, and Dropbox calls again). On a FIFO queue
+// the id is the message group, so that the jobs of one id run one at a time, in order, on
+// whichever server; each message has a deduplication id of its own, so that a post is never
+// merged into one sent before it (its job may be running already).
 func sendJobs(ctx context.Context, client *awssqs.Client, url string, ids []string) error {
+	fifo := strings.HasSuffix(url, ".fifo")
 	for len(ids) > 0 {
 		batch := ids[:min(10, len(ids))]
 		ids = ids[len(batch):]
 		left := make(map[string]string, len(batch)) // entry id → job id
+		dedupIDs := map[string]string{}             // entry id → deduplication id, kept across tries
 		for i, id := range batch {
-			left[strconv.Itoa(i)] = id
+			eid := strconv.Itoa(i)
+			left[eid] = id
+			if fifo {
+				dedupIDs[eid] = strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+			}
 		}
 		for attempt := 1; len(left) > 0; attempt++ {
 			if attempt > sendAttempts {
@@ -288,7 +304,12 @@ func sendJobs(ctx context.Context, client *awssqs.Client, url string, ids []stri
 			}
 			entries := make([]sqstypes.SendMessageBatchRequestEntry, 0, len(left))
 			for eid, id := range left {
-				entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(eid), MessageBody: aws.String(id)})
+				e := sqstypes.SendMessageBatchRequestEntry{Id: aws.String(eid), MessageBody: aws.String(id)}
+				if fifo {
+					e.MessageGroupId = aws.String(id)
+					e.MessageDeduplicationId = aws.String(dedupIDs[eid])
+				}
+				entries = append(entries, e)
 			}
 			out, err := client.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
 			if err != nil {

@@ -575,3 +575,57 @@ func TestServeSQS(t *testing.T) {
 		}
 	}
 }
+
+// On a FIFO queue the jobs of one id run one at a time and in order, and every post is a job
+// (none merged by SQS's deduplication).
+func TestServeSQSFIFO(t *testing.T) {
+	srv := moto.Shared(t)
+	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{FIFO: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awsCfg := srv.AWSConfig()
+	var mu sync.Mutex
+	running := map[string]bool{}
+	var overlap []string
+	ran := make(chan string, 100)
+	// moto decides which groups are busy when a long poll starts, and keeps to it until the
+	// poll ends: short polls keep a job from waiting for a poll that began while its group
+	// was busy.
+	s := startServe(t, app.ServeConfig{QueueURL: q.URL, WaitTime: time.Second, AWS: &awsCfg, Workers: 3, Handler: func(_ context.Context, j jobs.Job) error {
+		mu.Lock()
+		if running[j.ID] {
+			overlap = append(overlap, j.ID)
+		}
+		running[j.ID] = true
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond) // long enough for the other workers to take a job
+		mu.Lock()
+		running[j.ID] = false
+		mu.Unlock()
+		ran <- j.ID
+		return nil
+	}})
+	mustPost(t, s.url, "a", "b", "a") // one post names an id once: a job for a, one for b
+	mustPost(t, s.url, "a")
+	mustPost(t, s.url, "a")
+	got := map[string]int{}
+	timeout := time.After(time.Minute)
+	for n := 0; n < 4; n++ {
+		select {
+		case id := <-ran:
+			got[id]++
+		case <-timeout:
+			t.Fatalf("jobs run: %v, want a three times and b once", got)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got["a"] < 3 || got["b"] < 1 {
+		t.Fatalf("jobs run: %v, want a three times and b once", got)
+	}
+	if len(overlap) > 0 {
+		t.Fatalf("jobs of one id ran at once: %v", overlap)
+	}
+}
