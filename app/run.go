@@ -204,6 +204,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, &ConfigError{"out", err.Error()}
 	}
 	defer out.Close()
+	unlock, err := lockOut(cfg.Out)
+	if err != nil {
+		src.Close(context.Background())
+		return Summary{}, &ConfigError{"out", err.Error()}
+	}
+	defer unlock()
 	stopSweep := sweep(out, log)
 	defer stopSweep()
 

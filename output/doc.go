@@ -62,5 +62,6 @@
 // Sequencers are hexadecimal strings of varying length, compared as numbers (left-padded
 // with zeros, case ignored). When either is empty the order is unknown and the write goes
 // ahead. Writes of one result file are serialised within the process, even across Writers
-// on the same directory; separate processes must not share an output directory.
+// on the same directory; separate processes must not share an output directory (palleto
+// run holds a lock on it).
 package output

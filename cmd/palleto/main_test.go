@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -324,5 +325,52 @@ func TestSigtermShutsDownGracefully(t *testing.T) {
 	fmt.Sscan(visible, &left)
 	if deleted := n + 1 - left; deleted > done+1 {
 		t.Fatalf("%d messages deleted but only %d results written", deleted, done)
+	}
+}
+
+// Two runs on one output directory: the second is refused at start-up with one line, and the
+// directory is free again once the first has ended.
+func TestOutInUse(t *testing.T) {
+	srv := moto.Shared(t)
+	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("outlock-", time.Now().UnixNano()), moto.QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": srv.URL()} {
+		t.Setenv(k, v)
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan int, 1)
+	var firstErr bytes.Buffer
+	go func() {
+		first <- mainCode(ctx, []string{"run", "--queue-url", q.URL, "--out", out, "--status", "off", "--wait-time", "1s", "--log-level", "error"}, io.Discard, &firstErr)
+	}()
+	// Wait until the first run holds the directory: then a lock of our own is refused.
+	d, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		syscall.Flock(int(d.Fd()), syscall.LOCK_UN)
+		if time.Now().After(deadline) {
+			t.Fatal("the first run did not take the directory within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.Close()
+	var e bytes.Buffer
+	code := mainCode(t.Context(), []string{"run", "--queue-url", q.URL, "--out", out, "--drain", "--status", "off", "--wait-time", "1s"}, io.Discard, &e)
+	if code != 2 || !strings.Contains(e.String(), "in use by another palleto run") || strings.Count(strings.TrimSpace(e.String()), "\n") != 0 {
+		t.Fatalf("second run: exit %d, %q; want 2 and one line saying the directory is in use", code, e.String())
+	}
+	cancel()
+	if c := <-first; c != 0 {
+		t.Fatalf("first run: exit %d: %s", c, firstErr.String())
+	}
+	e.Reset()
+	if code := mainCode(t.Context(), []string{"run", "--queue-url", q.URL, "--out", out, "--drain", "--status", "off", "--wait-time", "1s"}, io.Discard, &e); code != 0 {
+		t.Fatalf("after the first run ended: exit %d, %s", code, e.String())
 	}
 }
