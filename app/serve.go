@@ -229,6 +229,7 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 		ln.Close()
 		return fmt.Errorf("metrics: %w", err)
 	}
+	dlq := deadLetterQueue(ctx, client, cfg.QueueURL, log)
 	var running, done, failed atomic.Int64
 	p := &pool{cfg: cfg, log: log}
 	p.counts = func(ctx context.Context) (jobs.Counts, error) {
@@ -242,12 +243,23 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 		if err != nil {
 			return jobs.Counts{}, err
 		}
-		queued := 0
-		for _, v := range out.Attributes {
-			n, _ := strconv.Atoi(v)
-			queued += n
+		queued := sumCounts(out.Attributes)
+		dead := 0
+		if dlq != "" {
+			out, err := client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+				QueueUrl: &dlq,
+				AttributeNames: []sqstypes.QueueAttributeName{
+					sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+					sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+					sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+				},
+			})
+			if err != nil {
+				return jobs.Counts{}, fmt.Errorf("dead-letter queue: %w", err)
+			}
+			dead = sumCounts(out.Attributes)
 		}
-		return jobs.Counts{Queued: queued, Running: int(running.Load()), Done: int(done.Load()), Failed: int(failed.Load())}, nil
+		return jobs.Counts{Queued: queued, Running: int(running.Load()), Done: int(done.Load()), Failed: int(failed.Load()), Dead: dead}, nil
 	}
 	send := func(ctx context.Context, ids []string) error { return sendJobs(ctx, client, cfg.QueueURL, ids) }
 	return p.serve(ctx, ln, send, func(pl *flow.Pipeline) {
@@ -264,6 +276,50 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 			return err
 		}, flow.Options{Concurrency: cfg.Workers, MaxDemand: 1})
 	})
+}
+
+// sumCounts adds up the numbers among a queue's attributes.
+func sumCounts(attrs map[string]string) int {
+	n := 0
+	for _, v := range attrs {
+		k, _ := strconv.Atoi(v)
+		n += k
+	}
+	return n
+}
+
+// deadLetterQueue returns the URL of the dead-letter queue that queueURL's redrive policy
+// names, or "" when it has none or it cannot be found (then said in the log): the jobs that
+// SQS moved there are the dead ones.
+func deadLetterQueue(ctx context.Context, client *awssqs.Client, queueURL string, log *slog.Logger) string {
+	out, err := client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl:       &queueURL,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameRedrivePolicy},
+	})
+	if err != nil {
+		log.Warn("cannot read the queue's redrive policy: dead jobs are not counted", "err", err)
+		return ""
+	}
+	policy, ok := out.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)]
+	if !ok {
+		log.Info("the queue has no redrive policy: failed jobs are retried without end")
+		return ""
+	}
+	var rp struct {
+		Target string `json:"deadLetterTargetArn"`
+	}
+	err = json.Unmarshal([]byte(policy), &rp)
+	parts := strings.Split(rp.Target, ":") // arn:aws:sqs:REGION:ACCOUNT:NAME
+	if err != nil || len(parts) != 6 || parts[2] != "sqs" {
+		log.Warn("cannot read the queue's redrive policy: dead jobs are not counted", "policy", policy)
+		return ""
+	}
+	u, err := client.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: &parts[5], QueueOwnerAWSAccountId: &parts[4]})
+	if err != nil {
+		log.Warn("cannot find the dead-letter queue: dead jobs are not counted", "arn", rp.Target, "err", err)
+		return ""
+	}
+	return aws.ToString(u.QueueUrl)
 }
 
 // sendAttempts bounds the tries of the entries of a SendMessageBatch that SQS failed on its

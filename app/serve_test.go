@@ -629,3 +629,36 @@ func TestServeSQSFIFO(t *testing.T) {
 		t.Fatalf("jobs of one id ran at once: %v", overlap)
 	}
 }
+
+// In SQS mode a job that the queue's redrive policy moved to the dead-letter queue counts as
+// dead in GET /jobs.
+func TestServeSQSDeadJobs(t *testing.T) {
+	srv := moto.Shared(t)
+	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{MaxReceiveCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awsCfg := srv.AWSConfig()
+	s := startServe(t, app.ServeConfig{QueueURL: q.URL, WaitTime: time.Second, AWS: &awsCfg, Workers: 2, Handler: func(_ context.Context, j jobs.Job) error {
+		if j.ID == "bad" {
+			return errors.New("always fails")
+		}
+		return nil
+	}})
+	mustPost(t, s.url, "good", "bad")
+	deadline := time.Now().Add(time.Minute)
+	var c jobs.Counts
+	for {
+		c = counts(t, s.url)
+		if c.Dead == 1 && c.Done >= 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Dead != 1 || c.Done < 1 || c.Failed < 1 || c.Queued != 0 {
+		t.Fatalf("GET /jobs = %+v; want the bad job dead, the good one done", c)
+	}
+}
