@@ -233,31 +233,21 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 	var running, done, failed atomic.Int64
 	p := &pool{cfg: cfg, log: log}
 	p.counts = func(ctx context.Context) (jobs.Counts, error) {
-		out, err := client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
-			QueueUrl: &cfg.QueueURL,
-			AttributeNames: []sqstypes.QueueAttributeName{
-				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-				sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-			},
-		})
+		queued, err := approxCount(ctx, client, cfg.QueueURL,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)
 		if err != nil {
 			return jobs.Counts{}, err
 		}
-		queued := sumCounts(out.Attributes)
 		dead := 0
 		if dlq != "" {
-			out, err := client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
-				QueueUrl: &dlq,
-				AttributeNames: []sqstypes.QueueAttributeName{
-					sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-					sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-					sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-				},
-			})
+			dead, err = approxCount(ctx, client, dlq,
+				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+				sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)
 			if err != nil {
 				return jobs.Counts{}, fmt.Errorf("dead-letter queue: %w", err)
 			}
-			dead = sumCounts(out.Attributes)
 		}
 		return jobs.Counts{Queued: queued, Running: int(running.Load()), Done: int(done.Load()), Failed: int(failed.Load()), Dead: dead}, nil
 	}
@@ -278,14 +268,18 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 	})
 }
 
-// sumCounts adds up the numbers among a queue's attributes.
-func sumCounts(attrs map[string]string) int {
+// approxCount adds up the approximate message counts of a queue that names ask for.
+func approxCount(ctx context.Context, client *awssqs.Client, url string, names ...sqstypes.QueueAttributeName) (int, error) {
+	out, err := client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: &url, AttributeNames: names})
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for _, v := range attrs {
+	for _, v := range out.Attributes {
 		k, _ := strconv.Atoi(v)
 		n += k
 	}
-	return n
+	return n, nil
 }
 
 // deadLetterQueue returns the URL of the dead-letter queue that queueURL's redrive policy
