@@ -60,7 +60,7 @@ func (r ackRef) complete(st Status, err error, acks *ackBuf) {
 		acks.add(r.acker, Result{Token: r.token, Status: st, Err: err})
 		return
 	}
-	o, _ := r.token.(*origin)
+	o := r.origin()
 	if o == nil {
 		return // nobody needs to know
 	}
