@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -787,4 +788,44 @@ func TestBusyReportedOnce(t *testing.T) {
 			t.Fatalf("busy %v summed over the events, want 6s", busy)
 		}
 	})
+}
+
+// funcAcker cannot be compared with ==: a func field.
+type funcAcker struct{ f func([]flow.Result) }
+
+func (a funcAcker) Acknowledge(rs []flow.Result) { a.f(rs) }
+
+// An acknowledger that cannot be compared ends the run with an error that says so, and the
+// messages that carried it are released, instead of a panic when outcomes are grouped.
+func TestNonComparableAcknowledger(t *testing.T) {
+	var mu sync.Mutex
+	var released int
+	acker := funcAcker{f: func(rs []flow.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range rs {
+			if r.Status == flow.Released {
+				released++
+			}
+		}
+	}}
+	sent := false
+	src := flow.SourceFunc[int](func(ctx context.Context, n int) ([]flow.Message[int], error) {
+		if sent {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		sent = true
+		return []flow.Message[int]{{Data: 1, Acker: acker}, {Data: 2, Acker: acker}}, nil
+	})
+	p := flow.New(flow.Config{})
+	s := flow.From(p, "src", src, flow.SourceOptions{})
+	flow.Sink(s, "sink", func(context.Context, int) error { return nil }, flow.Options{MaxDemand: 2})
+	err := p.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "not comparable") {
+		t.Fatalf("Run = %v, want an error about the acknowledger", err)
+	}
+	if released != 2 {
+		t.Fatalf("%d messages released, want 2", released)
+	}
 }

@@ -30,7 +30,8 @@ func (f SourceFunc[T]) Receive(ctx context.Context, n int) ([]Message[T], error)
 type Message[T any] struct {
 	Data T
 	// Acker is told the outcome of this message. Nil means that nobody needs to know.
-	// It must be comparable (use a pointer): outcomes are grouped by acknowledger.
+	// It must be comparable (use a pointer): outcomes are grouped by acknowledger, and a
+	// message whose acknowledger cannot be compared ends the run with an error.
 	Acker Acknowledger
 	// Token is handed back to Acker with the outcome, so the source can tell which of its
 	// messages it is. A pointer avoids an allocation per message.

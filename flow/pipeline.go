@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 	"time"
 )
@@ -283,6 +284,7 @@ func (s *sourceStage[T]) start(rs *runState) {
 func (s *sourceStage[T]) receive(rs *runState, worker int) {
 	var buf []item[T]
 	var acks ackBuf
+	var ackerType reflect.Type // the last acknowledger type found comparable
 	for {
 		n, err := s.out.reserve(rs.stop)
 		if err != nil {
@@ -303,6 +305,15 @@ func (s *sourceStage[T]) receive(rs *runState, worker int) {
 		}
 		buf = buf[:0]
 		for _, m := range msgs {
+			if m.Acker != nil {
+				if t := reflect.TypeOf(m.Acker); t != ackerType {
+					if !t.Comparable() {
+						s.refuse(rs, msgs, t)
+						return
+					}
+					ackerType = t
+				}
+			}
 			buf = append(buf, item[T]{v: m.Data, ref: ackRef{acker: m.Acker, token: m.Token}})
 		}
 		buf = s.out.deliver(buf, n-len(msgs))
@@ -320,4 +331,15 @@ func (s *sourceStage[T]) receive(rs *runState, worker int) {
 			return
 		}
 	}
+}
+
+// refuse releases msgs one by one and fails the run: one of them has an acknowledger of
+// type t, which cannot be compared with ==, so its outcomes cannot be grouped.
+func (s *sourceStage[T]) refuse(rs *runState, msgs []Message[T], t reflect.Type) {
+	for _, m := range msgs {
+		if m.Acker != nil {
+			m.Acker.Acknowledge([]Result{{Token: m.Token, Status: Released}})
+		}
+	}
+	rs.fail(fmt.Errorf("flow: source %q: acknowledger type %s is not comparable (use a pointer)", s.name, t))
 }
