@@ -5,6 +5,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"syscall"
 )
@@ -13,7 +14,9 @@ import (
 // duplicate) and their renames are made safe against each other within one process only, so
 // two runs must not share a directory. The lock is on the directory itself, so that nothing
 // but results is in it, and the kernel drops it when the process ends, however it ends.
-func lockOut(dir string) (unlock func(), err error) {
+// Only a lock held by another process refuses the run: where the file system cannot lock
+// (some network file systems), the run goes on without, and says so.
+func lockOut(dir string, log *slog.Logger) (unlock func(), err error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -23,7 +26,8 @@ func lockOut(dir string) (unlock func(), err error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%s is in use by another palleto run", dir)
 		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		log.Warn("cannot lock the output directory: make sure no other run uses it", "dir", dir, "err", err)
+		return func() {}, nil
 	}
 	return func() { d.Close() }, nil
 }

@@ -204,7 +204,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, &ConfigError{"out", err.Error()}
 	}
 	defer out.Close()
-	unlock, err := lockOut(cfg.Out)
+	unlock, err := lockOut(cfg.Out, log)
 	if err != nil {
 		src.Close(context.Background())
 		return Summary{}, &ConfigError{"out", err.Error()}
