@@ -286,15 +286,22 @@ func (a *countingAcker) Acknowledge(rs []flow.Result) {
 	a.mu.Unlock()
 }
 
-func TestAcksAreGroupedPerAcknowledger(t *testing.T) {
-	a1, a2 := &countingAcker{}, &countingAcker{}
+// onceSource hands out what batch makes for the first demand, then waits for the end.
+func onceSource[T any](batch func(n int) []flow.Message[T]) flow.Source[T] {
 	sent := false
-	src := flow.SourceFunc[int](func(ctx context.Context, n int) ([]flow.Message[int], error) {
+	return flow.SourceFunc[T](func(ctx context.Context, n int) ([]flow.Message[T], error) {
 		if sent {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		}
 		sent = true
+		return batch(n), nil
+	})
+}
+
+func TestAcksAreGroupedPerAcknowledger(t *testing.T) {
+	a1, a2 := &countingAcker{}, &countingAcker{}
+	src := onceSource(func(n int) []flow.Message[int] {
 		msgs := make([]flow.Message[int], n)
 		for i := range msgs {
 			ack := flow.Acknowledger(a1)
@@ -303,7 +310,7 @@ func TestAcksAreGroupedPerAcknowledger(t *testing.T) {
 			}
 			msgs[i] = flow.Message[int]{Data: i, Acker: ack, Token: i}
 		}
-		return msgs, nil
+		return msgs
 	})
 	p := flow.New(flow.Config{})
 	batches := flow.Batch(flow.From(p, "src", src, flow.SourceOptions{}), "batch", flow.BatchOptions[int]{Size: 20})
@@ -809,14 +816,8 @@ func TestNonComparableAcknowledger(t *testing.T) {
 			}
 		}
 	}}
-	sent := false
-	src := flow.SourceFunc[int](func(ctx context.Context, n int) ([]flow.Message[int], error) {
-		if sent {
-			<-ctx.Done()
-			return nil, ctx.Err()
-		}
-		sent = true
-		return []flow.Message[int]{{Data: 1, Acker: acker}, {Data: 2, Acker: acker}}, nil
+	src := onceSource(func(int) []flow.Message[int] {
+		return []flow.Message[int]{{Data: 1, Acker: acker}, {Data: 2, Acker: acker}}
 	})
 	p := flow.New(flow.Config{})
 	s := flow.From(p, "src", src, flow.SourceOptions{})
