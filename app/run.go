@@ -43,8 +43,9 @@ type Config struct {
 	Shutdown   time.Duration // --shutdown-timeout: grace period for in-flight work; default 30 s
 	SpoolDir   string        // --spool-dir: where large objects wait between download and analysis
 	SpoolMem   int64         // objects up to this size are spooled in memory; default 8 MiB
-	// MetricsListen (--metrics-listen) is the address where GET /metrics is served while the
-	// run lasts; empty: not served. 127.0.0.1:PORT keeps it on this machine.
+	// MetricsListen (--metrics-listen) is the address where GET /metrics (and a GET /healthz
+	// health check) is served while the run lasts; empty: not served. 127.0.0.1:PORT keeps it
+	// on this machine.
 	MetricsListen string
 	// Metrics is the registry the run's metrics (stage events, the SQS source's counters) are
 	// registered with, and that MetricsListen serves. Nil: a new registry when MetricsListen is
@@ -272,7 +273,7 @@ func registerRunMetrics(reg *prometheus.Registry, src *sqs.Source) (flow.Observe
 	return obs, nil
 }
 
-// serveMetrics serves GET /metrics on ln until stop is called; stop returns once the server
+// serveMetrics serves GET /metrics and GET /healthz on ln until stop is called; stop returns once the server
 // and its connections are closed. A nil ln serves nothing.
 func serveMetrics(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
 	if ln == nil {
@@ -280,6 +281,9 @@ func serveMetrics(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg, log))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

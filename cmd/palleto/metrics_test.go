@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -96,6 +97,15 @@ func TestRunServesMetrics(t *testing.T) {
 		if _, ok := f.Value(name); !ok {
 			t.Errorf("%s: missing", name)
 		}
+	}
+	// The same listener answers a health check while the run lasts.
+	resp, err := http.Get(strings.TrimSuffix(url, "/metrics") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /healthz: %s, want 200", resp.Status)
 	}
 
 	stop()
