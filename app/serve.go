@@ -241,12 +241,14 @@ func serveSQS(ctx context.Context, cfg ServeConfig, ln net.Listener) error {
 		}
 		dead := 0
 		if dlq != "" {
+			// The dead-letter queue is a second opinion: when it cannot be read (a
+			// permission missing, say), the counts of the queue itself still stand.
 			dead, err = approxCount(ctx, client, dlq,
 				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
 				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
 				sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)
-			if err != nil {
-				return jobs.Counts{}, fmt.Errorf("dead-letter queue: %w", err)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("cannot count the dead jobs in the dead-letter queue", "queue", dlq, "err", err)
 			}
 		}
 		return jobs.Counts{Queued: queued, Running: int(running.Load()), Done: int(done.Load()), Failed: int(failed.Load()), Dead: dead}, nil
