@@ -50,7 +50,7 @@ func Batch[T any](in *Stream[T], name string, opts BatchOptions[T]) *Stream[[]T]
 	b := &batcher[T]{name: name, opts: opts, in: in.input(name, 1).parts[0]}
 	s, out := plainStream[[]T](p, name)
 	b.out = out
-	p.add(b)
+	p.add(b, StageInfo{Name: name, Kind: KindBatch, Input: in.name, Workers: 1, MaxDemand: opts.MaxDemand})
 	return s
 }
 

@@ -65,6 +65,7 @@ type Pipeline struct {
 	cfg     Config
 	mu      sync.Mutex
 	stages  []runner
+	infos   []StageInfo
 	sweeps  []func(*ackBuf)
 	streams []unconsumed
 	errs    []error
@@ -143,10 +144,40 @@ func (s *Stream[T]) input(stage string, consumers int) *link[T] {
 	return s.attach(consumers)
 }
 
-func (p *Pipeline) add(r runner) {
+func (p *Pipeline) add(r runner, info StageInfo) {
 	p.mu.Lock()
 	p.stages = append(p.stages, r)
+	p.infos = append(p.infos, info)
 	p.mu.Unlock()
+}
+
+// Kinds of stages in a [StageInfo].
+const (
+	KindSource    = "source"
+	KindStage     = "stage" // Map, FlatMap, Filter
+	KindSink      = "sink"
+	KindBatch     = "batch"
+	KindPartition = "partition"
+	KindBroadcast = "broadcast"
+)
+
+// StageInfo describes one declared stage, as [Pipeline.Topology] lists it.
+type StageInfo struct {
+	Name  string
+	Kind  string // KindSource, KindStage, …
+	Input string // the stream it consumes (the producing stage's name); "" for a source
+	// Workers is the number of goroutines: a stage's Concurrency, a source's receive
+	// concurrency, 1 for the one-goroutine stages.
+	Workers   int
+	MaxDemand int // per worker; 0 for a source
+}
+
+// Topology lists the stages declared so far, in the order they were declared, with the
+// options they run with (defaults applied). The names are those that [Event]s carry.
+func (p *Pipeline) Topology() []StageInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]StageInfo(nil), p.infos...)
 }
 
 // runState is what stage goroutines share during a run.
@@ -252,7 +283,8 @@ func From[T any](p *Pipeline, name string, src Source[T], opts SourceOptions) *S
 		p.configError(&ConfigError{name, "Concurrency is negative"})
 	}
 	s, out := plainStream[T](p, name)
-	p.add(&sourceStage[T]{name: name, src: src, opts: opts, out: out.parts[0], link: out})
+	p.add(&sourceStage[T]{name: name, src: src, opts: opts, out: out.parts[0], link: out},
+		StageInfo{Name: name, Kind: KindSource, Workers: opts.Concurrency})
 	return s
 }
 

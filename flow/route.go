@@ -45,7 +45,7 @@ func Partition[T any](in *Stream[T], name string, key func(T) string, opts Optio
 		}
 		return true
 	}
-	p.add(r)
+	p.add(r, StageInfo{Name: name, Kind: KindPartition, Input: in.name, Workers: 1, MaxDemand: opts.MaxDemand})
 	return s
 }
 
@@ -88,7 +88,7 @@ func Broadcast[T any](in *Stream[T], name string, n int, opts Options) []*Stream
 		one[0] = item[T]{}
 		return true
 	}
-	p.add(r)
+	p.add(r, StageInfo{Name: name, Kind: KindPartition, Input: in.name, Workers: 1, MaxDemand: opts.MaxDemand})
 	return streams
 }
 

@@ -94,7 +94,11 @@ func addStage[T, U any](in *Stream[T], name string, opts Options, hasOut bool, p
 	if hasOut {
 		s, st.out = plainStream[U](p, name)
 	}
-	p.add(st)
+	kind := KindStage
+	if !hasOut {
+		kind = KindSink
+	}
+	p.add(st, StageInfo{Name: name, Kind: kind, Input: in.name, Workers: opts.Concurrency, MaxDemand: opts.MaxDemand})
 	return s
 }
 
