@@ -22,6 +22,9 @@ const (
 	EventFailed
 	// EventReleased: N items were released unfinished at shutdown.
 	EventReleased
+	// EventTaken: a stage worker took N items to handle; Demand is what it still has
+	// outstanding. With Done, Failed and Released it tells how many items a stage holds.
+	EventTaken
 )
 
 func (k EventKind) String() string {
@@ -36,6 +39,8 @@ func (k EventKind) String() string {
 		return "failed"
 	case EventReleased:
 		return "released"
+	case EventTaken:
+		return "taken"
 	}
 	return "unknown"
 }
@@ -46,7 +51,7 @@ type Event struct {
 	Worker int
 	Kind   EventKind
 	N      int
-	Demand int           // Asked, Received: outstanding demand
+	Demand int           // Asked, Received, Taken: outstanding demand
 	Busy   time.Duration // Done, or Failed without a Done: time spent in the handler for the batch (counted once)
 	Err    error         // Failed: the first error
 }

@@ -184,6 +184,7 @@ func (w *worker[T, U]) run() {
 
 		var began time.Time
 		if rs.obs != nil {
+			rs.observe(Event{Stage: st.name, Worker: w.id, Kind: EventTaken, N: len(w.batch), Demand: outstanding})
 			began = time.Now()
 		}
 		for i := 0; i < len(w.batch); {
