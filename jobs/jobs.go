@@ -20,6 +20,13 @@
 // [Queue.Dead] and put back by [Queue.Requeue]. Posting an id whose job waits for a retry
 // makes it run now, as one job; posting a dead id queues it afresh.
 //
+// # Managing jobs
+//
+// [Queue.List] lists the jobs by [State] (queued, running, retrying, dead), [Queue.Info]
+// tells one job with the history of its latest failed runs (kept on disk with it),
+// [Queue.RunNow] runs a retrying or dead job at once and [Queue.Delete] forgets a job that
+// is not running. The admin listener and `palleto jobs` are built on them.
+//
 // # Crashes
 //
 // What is on disk is what waits: jobs waiting, jobs waiting for a retry (with their due time
@@ -74,6 +81,10 @@ var (
 	ErrLocked = errors.New("jobs: data directory in use by another process")
 	// ErrBadConfig is wrapped by the errors of Config.Validate.
 	ErrBadConfig = errors.New("jobs: bad configuration")
+	// ErrNotFound is returned for an id that names no job: never posted, done, or deleted.
+	ErrNotFound = errors.New("jobs: no such job")
+	// ErrRunning is returned by Delete for a job that is running now.
+	ErrRunning = errors.New("jobs: the job is running")
 )
 
 // An IDError reports an id that cannot name a job.
@@ -115,6 +126,23 @@ type Config struct {
 	RetryMax time.Duration
 	// Logger receives what the queue restores at Open and store failures. Nil discards.
 	Logger *slog.Logger
+	// OnOutcome, when set, is told of every run that ended, succeeded or failed (not of
+	// runs released by a shutdown), after the queue recorded it. It is called from the
+	// pipeline's acknowledgements: keep it fast.
+	OnOutcome func(Outcome)
+}
+
+// An Outcome is the end of one run of a job, and what the queue does next with the job.
+type Outcome struct {
+	ID      string
+	Attempt int           // this run's attempt, as in Job
+	Waited  time.Duration // from when the job was ready to run to when it was handed out
+	Ran     time.Duration // from when it was handed out to its outcome
+	Err     error         // nil: succeeded
+	// What happens next after a failure: RetryAt is when it runs again; Dead is set when
+	// it was given up instead. After a success both are zero.
+	RetryAt time.Time
+	Dead    bool
 }
 
 // Validate reports the first thing wrong with c.
@@ -156,6 +184,58 @@ type Counts struct {
 	Dead int `json:"dead"`
 }
 
+// A State is where a job is in its life, as [Queue.List] and [Queue.Info] tell it.
+type State string
+
+// States of a job.
+const (
+	StateQueued   State = "queued"   // waiting to run now
+	StateRunning  State = "running"  // handed out, no outcome yet
+	StateRetrying State = "retrying" // waiting for a retry's backoff to end
+	StateDead     State = "dead"     // given up after MaxAttempts failed runs
+)
+
+// ParseState returns the State that s names, or an error listing the states.
+func ParseState(s string) (State, error) {
+	switch st := State(s); st {
+	case StateQueued, StateRunning, StateRetrying, StateDead:
+		return st, nil
+	}
+	return "", fmt.Errorf("jobs: unknown state %q (want queued, running, retrying or dead)", s)
+}
+
+// maxHistory bounds the failed attempts kept with a job: the latest ones.
+const maxHistory = 20
+
+// An Attempt is a failed run of a job.
+type Attempt struct {
+	Attempt int       `json:"attempt"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
+	Error   string    `json:"error"`
+}
+
+// Info is what the queue knows of one job.
+type Info struct {
+	ID    string `json:"id"`
+	State State  `json:"state"`
+	// Attempts is the number of failed runs so far (a run in progress is not counted).
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error,omitempty"`
+	// Queued is when the job was last posted or put back; Ready when it could run (the end
+	// of its latest backoff, or Queued); Started when its current run began (running only).
+	Queued  time.Time `json:"queued"`
+	Ready   time.Time `json:"ready"`
+	Started time.Time `json:"started,omitzero"`
+	RetryAt time.Time `json:"retry_at,omitzero"` // retrying only
+	DiedAt  time.Time `json:"died_at,omitzero"`  // dead only
+	// Again is set on a running job that was posted again during its run: it runs once
+	// more afterwards.
+	Again bool `json:"again,omitempty"`
+	// History lists the latest failed runs, oldest first (at most 20).
+	History []Attempt `json:"history,omitempty"`
+}
+
 // A DeadJob is a job that was given up.
 type DeadJob struct {
 	ID       string
@@ -184,6 +264,11 @@ type entry struct {
 	lastErr  string
 	diedAt   time.Time
 	idx      int // position in the ready or the retry heap
+
+	queued  time.Time // last posted or put back
+	ready   time.Time // when it could run: queued, or the end of its latest backoff
+	started time.Time // running: when it was handed out
+	history []Attempt // the latest failed runs, oldest first
 }
 
 // Queue is a job queue. It is a flow.Source[Job] and the Acknowledger of what it hands out.
@@ -381,7 +466,7 @@ func (q *Queue) enqueueLocked(id string, now time.Time) bool {
 	switch {
 	case e == nil:
 		q.seq++
-		e = &entry{id: id, state: waiting, seq: q.seq}
+		e = &entry{id: id, state: waiting, seq: q.seq, queued: now, ready: now}
 		q.entries[id] = e
 		heap.Push(&q.ready, e)
 		q.save(e)
@@ -398,14 +483,14 @@ func (q *Queue) enqueueLocked(id string, now time.Time) bool {
 	case e.state == retrying:
 		// Run now, as the job it already is: keep its failed attempts and its place.
 		heap.Remove(&q.retry, e.idx)
-		e.state, e.due = waiting, time.Time{}
+		e.state, e.due, e.ready = waiting, time.Time{}, now
 		heap.Push(&q.ready, e)
 		q.save(e)
 		return true
-	default: // dead: a new notification is new work
+	default: // dead: a new notification is new work; its past failures stay in its history
 		q.dead--
 		q.seq++
-		*e = entry{id: id, state: waiting, seq: q.seq}
+		*e = entry{id: id, state: waiting, seq: q.seq, queued: now, ready: now, history: e.history}
 		heap.Push(&q.ready, e)
 		q.save(e)
 		return true
@@ -450,7 +535,7 @@ func (q *Queue) Receive(ctx context.Context, n int) ([]flow.Message[Job], error)
 			msgs := make([]flow.Message[Job], k)
 			for i := range msgs {
 				e := heap.Pop(&q.ready).(*entry)
-				e.state = running
+				e.state, e.started = running, now
 				q.running++
 				msgs[i] = flow.Message[Job]{Data: Job{ID: e.id, Attempt: e.attempts + 1}, Acker: q, Token: e}
 			}
@@ -487,7 +572,7 @@ func (q *Queue) Receive(ctx context.Context, n int) ([]flow.Message[Job], error)
 func (q *Queue) promoteLocked(now time.Time) {
 	for q.retry.Len() > 0 && !q.retry.items[0].due.After(now) {
 		e := heap.Pop(&q.retry).(*entry)
-		e.state, e.due = waiting, time.Time{}
+		e.state, e.ready, e.due = waiting, e.due, time.Time{}
 		heap.Push(&q.ready, e)
 	}
 }
@@ -498,11 +583,21 @@ func (q *Queue) Acknowledge(results []flow.Result) {
 	q.mu.Lock()
 	readied := false
 	now := time.Now()
+	var outcomes []Outcome
 	for _, r := range results {
 		e, ok := r.Token.(*entry)
 		if !ok || e.state != running || q.entries[e.id] != e {
 			q.log.Error("jobs: outcome for a job that is not running", "token", r.Token)
 			continue
+		}
+		var out *Outcome
+		if q.cfg.OnOutcome != nil && r.Status != flow.Released {
+			o := Outcome{ID: e.id, Attempt: e.attempts + 1, Ran: now.Sub(e.started)}
+			if !e.ready.IsZero() { // unknown for a job restored from an older record
+				o.Waited = e.started.Sub(e.ready)
+			}
+			outcomes = append(outcomes, o)
+			out = &outcomes[len(outcomes)-1]
 		}
 		q.running--
 		again := e.again
@@ -515,7 +610,8 @@ func (q *Queue) Acknowledge(results []flow.Result) {
 			q.done++
 			if again {
 				q.seq++
-				e.state, e.attempts, e.seq, e.lastErr = waiting, 0, q.seq, ""
+				e.state, e.attempts, e.seq, e.lastErr, e.history = waiting, 0, q.seq, "", nil
+				e.queued, e.ready = now, now
 				heap.Push(&q.ready, e)
 				q.save(e)
 				readied = true
@@ -532,6 +628,10 @@ func (q *Queue) Acknowledge(results []flow.Result) {
 			q.failed++
 			e.attempts++
 			e.lastErr = errText(r.Err)
+			e.history = append(e.history, Attempt{Attempt: e.attempts, Started: e.started, Ended: now, Error: e.lastErr})
+			if n := len(e.history); n > maxHistory {
+				e.history = slices.Delete(e.history, 0, n-maxHistory)
+			}
 			if e.attempts >= q.cfg.MaxAttempts {
 				e.state, e.diedAt = dead, now
 				q.dead++
@@ -546,6 +646,20 @@ func (q *Queue) Acknowledge(results []flow.Result) {
 			} else if e.state == retrying {
 				signal(q.wake) // a waiting Receive must rearm its timer for this retry
 			}
+			if out != nil {
+				out.Err = r.Err
+				if out.Err == nil {
+					out.Err = errors.New("failed")
+				}
+				switch e.state {
+				case dead:
+					out.Dead = true
+				case retrying:
+					out.RetryAt = e.due
+				default: // posted again during the run: it runs again now
+					out.RetryAt = now
+				}
+			}
 		}
 	}
 	if q.st != nil {
@@ -554,6 +668,9 @@ func (q *Queue) Acknowledge(results []flow.Result) {
 	q.mu.Unlock()
 	if readied {
 		signal(q.wake)
+	}
+	for _, o := range outcomes {
+		q.cfg.OnOutcome(o)
 	}
 }
 
@@ -652,6 +769,133 @@ func (q *Queue) Requeue(ctx context.Context, ids ...string) (int, error) {
 		q.enqueueLocked(e.id, time.Now())
 	}
 	return len(list), q.commit(ctx, len(list) > 0)
+}
+
+// List returns the jobs in state st, or all jobs when st is "": queued jobs in the order
+// they will run, then running jobs by start, jobs waiting for a retry by due time and dead
+// jobs by time of death. History is left out; [Queue.Info] has it.
+func (q *Queue) List(st State) []Info {
+	q.mu.Lock()
+	var out []Info
+	for _, e := range q.entries {
+		if st == "" || e.publicState() == st {
+			out = append(out, e.info(false))
+		}
+	}
+	seqs := make(map[string]uint64, len(out))
+	for _, in := range out {
+		seqs[in.ID] = q.entries[in.ID].seq
+	}
+	q.mu.Unlock()
+	rank := map[State]int{StateQueued: 0, StateRunning: 1, StateRetrying: 2, StateDead: 3}
+	slices.SortFunc(out, func(a, b Info) int {
+		if c := cmp.Compare(rank[a.State], rank[b.State]); c != 0 {
+			return c
+		}
+		switch a.State {
+		case StateRunning:
+			return cmp.Or(a.Started.Compare(b.Started), cmp.Compare(a.ID, b.ID))
+		case StateRetrying:
+			return cmp.Or(a.RetryAt.Compare(b.RetryAt), cmp.Compare(seqs[a.ID], seqs[b.ID]))
+		case StateDead:
+			return cmp.Or(a.DiedAt.Compare(b.DiedAt), cmp.Compare(a.ID, b.ID))
+		}
+		return cmp.Compare(seqs[a.ID], seqs[b.ID])
+	})
+	return out
+}
+
+// Info returns what the queue knows of the job id, with the history of its failed runs, or
+// ErrNotFound.
+func (q *Queue) Info(id string) (Info, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.entries[id]
+	if e == nil {
+		return Info{}, ErrNotFound
+	}
+	return e.info(true), nil
+}
+
+func (e *entry) publicState() State {
+	switch e.state {
+	case running:
+		return StateRunning
+	case retrying:
+		return StateRetrying
+	case dead:
+		return StateDead
+	}
+	return StateQueued
+}
+
+func (e *entry) info(history bool) Info {
+	in := Info{ID: e.id, State: e.publicState(), Attempts: e.attempts, LastError: e.lastErr,
+		Queued: e.queued, Ready: e.ready, Again: e.again}
+	switch e.state {
+	case running:
+		in.Started = e.started
+	case retrying:
+		in.RetryAt = e.due
+	case dead:
+		in.DiedAt = e.diedAt
+	}
+	if history {
+		in.History = slices.Clone(e.history)
+	}
+	return in
+}
+
+// RunNow makes the job id run as soon as a worker is free: a job waiting for a retry runs
+// now with its failed attempts counted, a dead job is put back with none (as [Queue.Requeue]
+// does), a queued or running job is left as it is. It returns the job's state afterwards,
+// or ErrNotFound. A durable queue returns once the change is on disk.
+func (q *Queue) RunNow(ctx context.Context, id string) (State, error) {
+	q.mu.Lock()
+	if err := q.usable(); err != nil {
+		q.mu.Unlock()
+		return "", err
+	}
+	e := q.entries[id]
+	if e == nil {
+		q.mu.Unlock()
+		return "", ErrNotFound
+	}
+	readied := false
+	if e.state == retrying || e.state == dead {
+		readied = q.enqueueLocked(id, time.Now())
+	}
+	st := e.publicState()
+	return st, q.commit(ctx, readied)
+}
+
+// Delete forgets the job id, whatever it waits for: it will not run unless posted again.
+// A running job cannot be deleted (ErrRunning); an unknown id is ErrNotFound. A durable
+// queue returns once the change is on disk.
+func (q *Queue) Delete(ctx context.Context, id string) error {
+	q.mu.Lock()
+	if err := q.usable(); err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	e := q.entries[id]
+	switch {
+	case e == nil:
+		q.mu.Unlock()
+		return ErrNotFound
+	case e.state == running:
+		q.mu.Unlock()
+		return ErrRunning
+	case e.state == waiting:
+		heap.Remove(&q.ready, e.idx)
+	case e.state == retrying:
+		heap.Remove(&q.retry, e.idx)
+	case e.state == dead:
+		q.dead--
+	}
+	delete(q.entries, id)
+	q.forget(e)
+	return q.commit(ctx, false)
 }
 
 // entryHeap is a container/heap of entries in the order of less: ready jobs by their place

@@ -188,21 +188,41 @@ func (s *store) close() error {
 
 // The record of an id: a version byte, the state, then varints (failed attempts, queue
 // order, due time and time of death in Unix nanoseconds, zero for none) and the last error.
-const recordVersion = 1
+// Version 2 adds the time it was queued and when it became ready, and its latest failed
+// attempts (attempt, start, end, error). Version 1 records are still read.
+const recordVersion = 2
 
 func encode(e *entry) []byte {
 	st := e.state
 	if st == running {
 		st = waiting // a run is never stored: after a crash it runs again
 	}
-	b := make([]byte, 0, 2+4*binary.MaxVarintLen64+len(e.lastErr))
+	size := 2 + 6*binary.MaxVarintLen64 + len(e.lastErr)
+	for _, a := range e.history {
+		size += 4*binary.MaxVarintLen64 + len(a.Error)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, recordVersion, byte(st))
 	b = binary.AppendUvarint(b, uint64(e.attempts))
 	b = binary.AppendUvarint(b, e.seq)
 	b = binary.AppendVarint(b, unixNano(e.due))
 	b = binary.AppendVarint(b, unixNano(e.diedAt))
-	b = binary.AppendUvarint(b, uint64(len(e.lastErr)))
-	return append(b, e.lastErr...)
+	b = appendString(b, e.lastErr)
+	b = binary.AppendVarint(b, unixNano(e.queued))
+	b = binary.AppendVarint(b, unixNano(e.ready))
+	b = binary.AppendUvarint(b, uint64(len(e.history)))
+	for _, a := range e.history {
+		b = binary.AppendUvarint(b, uint64(a.Attempt))
+		b = binary.AppendVarint(b, unixNano(a.Started))
+		b = binary.AppendVarint(b, unixNano(a.Ended))
+		b = appendString(b, a.Error)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 func unixNano(t time.Time) int64 {
@@ -230,9 +250,10 @@ func (e *RecordError) Error() string {
 }
 
 func decode(id string, b []byte) (*entry, error) {
-	if len(b) < 2 || b[0] != recordVersion {
+	if len(b) < 2 || (b[0] != 1 && b[0] != recordVersion) {
 		return nil, &RecordError{id, "unknown format"}
 	}
+	version := b[0]
 	e := &entry{id: id, state: state(b[1])}
 	switch e.state {
 	case waiting, retrying, dead:
@@ -241,29 +262,80 @@ func decode(id string, b []byte) (*entry, error) {
 	default:
 		return nil, &RecordError{id, fmt.Sprintf("unknown state %d", b[1])}
 	}
-	b = b[2:]
-	var vals [5]uint64
-	for i := range vals {
-		var n int
-		if i == 2 || i == 3 {
-			var v int64
-			v, n = binary.Varint(b)
-			vals[i] = uint64(v)
-		} else {
-			vals[i], n = binary.Uvarint(b)
+	r := recordReader{b: b[2:]}
+	e.attempts = int(r.uvarint())
+	e.seq = r.uvarint()
+	e.due = fromUnixNano(r.varint())
+	e.diedAt = fromUnixNano(r.varint())
+	if version == 1 {
+		// The last error runs to the end of a version 1 record.
+		if n := r.uvarint(); !r.bad && n != uint64(len(r.b)) {
+			r.bad = true
 		}
-		if n <= 0 {
-			return nil, &RecordError{id, "truncated"}
+		e.lastErr = string(r.b)
+		r.b = nil
+	} else {
+		e.lastErr = r.string()
+		e.queued = fromUnixNano(r.varint())
+		e.ready = fromUnixNano(r.varint())
+		n := r.uvarint()
+		if n > maxHistory {
+			r.bad = true
 		}
-		b = b[n:]
+		for i := uint64(0); i < n && !r.bad; i++ {
+			a := Attempt{Attempt: int(r.uvarint())}
+			a.Started = fromUnixNano(r.varint())
+			a.Ended = fromUnixNano(r.varint())
+			a.Error = r.string()
+			e.history = append(e.history, a)
+		}
 	}
-	if vals[4] != uint64(len(b)) {
+	if r.bad || len(r.b) != 0 {
 		return nil, &RecordError{id, "truncated"}
 	}
-	e.attempts = int(vals[0])
-	e.seq = vals[1]
-	e.due = fromUnixNano(int64(vals[2]))
-	e.diedAt = fromUnixNano(int64(vals[3]))
-	e.lastErr = string(b)
 	return e, nil
+}
+
+// recordReader reads the varints and strings of a record; bad is set at the first that
+// does not fit.
+type recordReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *recordReader) uvarint() uint64 {
+	if r.bad {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) varint() int64 {
+	if r.bad {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) string() string {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.b)) {
+		r.bad = true
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
 }
