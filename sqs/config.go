@@ -194,10 +194,6 @@ func checkURL(s string) error {
 	return nil
 }
 
-func isFIFO(queueURL string) bool {
-	return strings.HasSuffix(strings.TrimRight(queueURL, "/"), ".fifo")
-}
-
 // withDefaults returns c with every zero value replaced by its default, and durations rounded
 // up to the whole seconds that SQS takes.
 func (c Config) withDefaults() Config {

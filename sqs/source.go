@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
-	"github.com/palleto/palleto/flow"
 )
 
 // API is the part of the SQS client that the source uses; *sqs.Client of aws-sdk-go-v2
@@ -106,60 +102,6 @@ type Source struct {
 	stats    Stats
 }
 
-type waiter struct {
-	n      int
-	c      chan struct{} // closed when served
-	served bool
-	msgs   []flow.Message[Message]
-	err    error
-}
-
-type state uint8
-
-const (
-	stHeld     state = iota // received, not handed out
-	stOut                   // handed out, no outcome yet
-	stDeleting              // succeeded or dead-lettered: delete pending or in flight
-	stChanging              // failed or released: visibility change pending or in flight
-	stSending               // failed for good: SendMessage to the dead-letter queue pending or in flight
-	stGone
-)
-
-type visKind uint8
-
-const (
-	visExtend  visKind = iota + 1 // heartbeat
-	visRelease                    // unfinished: visible at once
-	visRetry                      // failed: visible after the retry delay
-)
-
-// An entry is one received message, the token handed out with it.
-type entry struct {
-	src        *Source
-	msg        Message
-	handle     string
-	state      state
-	receivedAt time.Time
-	expires    time.Time // when its visibility runs out, as far as the source knows
-	noExtend   bool
-	group      *group
-	queuedAt   time.Time // when it joined dels, vis or sends
-
-	delBusy   bool // in a delete request
-	visQueued bool // in vis, waiting for a request
-	visBusy   bool // in a request
-	visKind   visKind
-	visTo     time.Duration
-	visUrgent bool
-}
-
-// A group is a FIFO message group with a message handed out (or about to be): the others
-// wait here, in order, until it succeeds.
-type group struct {
-	id   string
-	held []*entry
-}
-
 // New returns a source that receives from cfg.QueueURL with client, and starts its owner loop.
 // It makes no request until Receive is called. The caller must call Close.
 func New(client API, cfg Config) (*Source, error) {
@@ -192,224 +134,6 @@ func New(client API, cfg Config) (*Source, error) {
 	s.pollCtx, s.pollCancel = context.WithCancel(s.ctx)
 	go s.run()
 	return s, nil
-}
-
-// Receive returns between 1 and n messages, waiting until at least one has arrived. It asks
-// SQS for them only now, for no more than n, and hands out first those that arrived for
-// earlier calls. It returns ctx.Err() when ctx ends first, io.EOF once a Config.Drain source
-// is drained, a *Error when SQS refuses the source for good, and ErrClosed after Close.
-func (s *Source) Receive(ctx context.Context, n int) ([]flow.Message[Message], error) {
-	if n < 1 {
-		return nil, fmt.Errorf("sqs: Receive(%d): demand must be at least 1", n)
-	}
-	s.mu.Lock()
-	switch {
-	case s.closing:
-		s.mu.Unlock()
-		return nil, ErrClosed
-	case s.err != nil:
-		s.mu.Unlock()
-		return nil, s.err
-	case len(s.ready) > 0:
-		msgs := s.takeLocked(n)
-		s.mu.Unlock()
-		return msgs, nil
-	case s.eof:
-		s.mu.Unlock()
-		return nil, io.EOF
-	case ctx.Err() != nil:
-		s.mu.Unlock()
-		return nil, ctx.Err()
-	}
-	w := &waiter{n: n, c: make(chan struct{})}
-	s.waiters = append(s.waiters, w)
-	s.demand += n
-	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.LogAttrs(ctx, slog.LevelDebug, "handling demand of "+strconv.Itoa(n), slog.Int("demand", s.demand))
-	}
-	s.mu.Unlock()
-	s.wake()
-
-	select {
-	case <-w.c:
-	case <-ctx.Done():
-		s.mu.Lock()
-		if !w.served {
-			s.dropWaiterLocked(w)
-			// Nobody wants what the receives in flight would bring: abort them, so that a
-			// shutdown does not wait for a long poll.
-			if s.demand == 0 {
-				for _, cancel := range s.polls {
-					cancel()
-				}
-			}
-			s.mu.Unlock()
-			s.wake()
-			return nil, ctx.Err()
-		}
-		s.mu.Unlock()
-	}
-	return w.msgs, w.err
-}
-
-func (s *Source) dropWaiterLocked(w *waiter) {
-	for i, x := range s.waiters {
-		if x == w {
-			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
-			s.demand -= w.n
-			return
-		}
-	}
-}
-
-// takeLocked hands out up to n ready messages.
-func (s *Source) takeLocked(n int) []flow.Message[Message] {
-	k := min(n, len(s.ready))
-	msgs := make([]flow.Message[Message], k)
-	for i, e := range s.ready[:k] {
-		e.state = stOut
-		msgs[i] = flow.Message[Message]{Data: e.msg, Acker: s, Token: e}
-	}
-	clear(s.ready[:k])
-	s.ready = s.ready[k:]
-	if len(s.ready) == 0 {
-		s.ready = nil
-	}
-	s.outN += k
-	return msgs
-}
-
-// serveLocked gives ready messages to waiting Receive calls, oldest first, and ends the waits
-// that can never be served.
-func (s *Source) serveLocked() {
-	for len(s.waiters) > 0 && len(s.ready) > 0 {
-		w := s.waiters[0]
-		s.waiters = s.waiters[1:]
-		s.demand -= w.n
-		w.msgs = s.takeLocked(w.n)
-		w.served = true
-		close(w.c)
-	}
-	var err error
-	switch {
-	case s.err != nil:
-		err = s.err
-	case s.closing:
-		err = ErrClosed
-	case s.eof:
-		err = io.EOF
-	default:
-		return
-	}
-	for _, w := range s.waiters {
-		w.err = err
-		w.served = true
-		close(w.c)
-	}
-	s.waiters = nil
-	s.demand = 0
-}
-
-// Acknowledge implements flow.Acknowledger: a success is deleted, a failure made visible again
-// after the retry delay (or sent to the dead-letter queue when permanent), a release made
-// visible at once. The requests are made by the owner loop, in batches.
-func (s *Source) Acknowledge(results []flow.Result) {
-	s.mu.Lock()
-	now := time.Now()
-	for _, r := range results {
-		e, ok := r.Token.(*entry)
-		if !ok || e.src != s || e.state != stOut {
-			continue // not ours, or released by Close meanwhile
-		}
-		s.outN--
-		switch r.Status {
-		case flow.Succeeded:
-			s.deleteLocked(e, now)
-			s.nextInGroupLocked(e)
-		case flow.Released:
-			s.releaseGroupLocked(e, now)
-			s.releaseLocked(e, now)
-		default:
-			s.stats.Failed++
-			s.releaseGroupLocked(e, now)
-			if s.cfg.DeadLetterQueueURL != "" && errors.Is(r.Err, ErrPermanent) {
-				e.state = stSending
-				e.queuedAt = now
-				s.sends = append(s.sends, e)
-			} else {
-				s.retryLocked(e, now)
-			}
-		}
-	}
-	s.serveLocked()
-	s.mu.Unlock()
-	s.wake()
-}
-
-func (s *Source) deleteLocked(e *entry, now time.Time) {
-	e.state = stDeleting
-	e.queuedAt = now
-	s.dels = append(s.dels, e)
-}
-
-func (s *Source) releaseLocked(e *entry, now time.Time) {
-	e.state = stChanging
-	s.queueVisLocked(e, visRelease, 0, true, now)
-}
-
-func (s *Source) retryLocked(e *entry, now time.Time) {
-	e.state = stChanging
-	s.queueVisLocked(e, visRetry, s.cfg.Retry.Delay(max(e.msg.ReceiveCount, 1)), false, now)
-}
-
-// queueVisLocked asks for a visibility change of e, replacing one that has not been sent yet.
-// One that is in flight is let finish first, so that the last one asked for is the last made.
-func (s *Source) queueVisLocked(e *entry, kind visKind, to time.Duration, urgent bool, now time.Time) {
-	e.visKind, e.visTo, e.visUrgent = kind, to, urgent
-	if !e.visQueued {
-		e.visQueued = true
-		e.queuedAt = now
-		s.vis = append(s.vis, e)
-	}
-}
-
-// nextInGroupLocked lets the next message of e's FIFO group be handed out, now that e succeeded.
-func (s *Source) nextInGroupLocked(e *entry) {
-	g := e.group
-	if g == nil {
-		return
-	}
-	e.group = nil
-	if len(g.held) == 0 {
-		delete(s.groups, g.id)
-		return
-	}
-	next := g.held[0]
-	g.held = g.held[1:]
-	s.ready = append(s.ready, next)
-}
-
-// releaseGroupLocked makes the messages held behind e visible again: e did not succeed, so SQS
-// must deliver its group again from e on, in order.
-func (s *Source) releaseGroupLocked(e *entry, now time.Time) {
-	g := e.group
-	if g == nil {
-		return
-	}
-	e.group = nil
-	delete(s.groups, g.id)
-	for _, h := range g.held {
-		h.group = nil
-		s.releaseLocked(h, now)
-	}
-}
-
-// finishLocked forgets e: nothing more will be asked of SQS for it.
-func (s *Source) finishLocked(e *entry) {
-	e.state = stGone
-	if s.byID[e.msg.ID] == e {
-		delete(s.byID, e.msg.ID)
-	}
 }
 
 // Check asks SQS for the attributes of the queue (and of the dead-letter queue), so that a
@@ -515,4 +239,89 @@ func (s *Source) wake() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// run is the owner loop: the one place that starts requests. It wakes when demand, outcomes or
+// answers arrive, when a flush or backoff is due, and on heartbeat ticks.
+func (s *Source) run() {
+	defer close(s.done)
+	defer s.cancel()
+
+	var tick <-chan time.Time
+	if s.cfg.MaxExtension > 0 {
+		// A message is extended once a third of its visibility has passed; ticking at a
+		// tenth keeps every extension well before half of it.
+		t := time.NewTicker(s.cfg.VisibilityTimeout / 10)
+		defer t.Stop()
+		tick = t.C
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	beat := false
+	for {
+		s.mu.Lock()
+		now := time.Now()
+		if beat && !s.closing {
+			s.heartbeatLocked(now)
+		}
+		beat = false
+		s.startPollsLocked(now)
+		s.flushLocked(now)
+		finished := s.closing && len(s.polls) == 0 && s.batches == 0 && !s.checking &&
+			len(s.dels) == 0 && len(s.vis) == 0 && len(s.sends) == 0
+		next := s.nextWakeLocked(now)
+		s.mu.Unlock()
+		if finished {
+			s.wg.Wait()
+			return
+		}
+		if next.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(next.Sub(now))
+		}
+		select {
+		case <-s.kick:
+		case <-timer.C:
+		case <-tick:
+			beat = true
+		}
+	}
+}
+
+// nextWakeLocked returns when the loop must look again without being woken, or zero.
+func (s *Source) nextWakeLocked(now time.Time) time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	if s.demand > s.reserved && s.after.After(now) {
+		earliest(s.after)
+	}
+	if s.batches >= s.cfg.MaxBatchRequests {
+		return next // the end of a batch request wakes the loop
+	}
+	if len(s.dels) > 0 {
+		earliest(s.dels[0].queuedAt.Add(s.cfg.FlushInterval))
+	}
+	for _, e := range s.vis {
+		if !e.visBusy {
+			earliest(e.queuedAt.Add(s.cfg.FlushInterval))
+			break
+		}
+	}
+	return next
+}
+
+// failLocked stops the source for good: waiting and later Receive calls return err.
+func (s *Source) failLocked(err error) {
+	if s.err != nil {
+		return
+	}
+	s.err = err
+	s.log.LogAttrs(context.Background(), slog.LevelError, "source stopped", slog.Any("err", err))
+	s.pollCancel()
+	s.serveLocked()
 }

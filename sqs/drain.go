@@ -1,0 +1,71 @@
+package sqs
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// checkDrainLocked starts a drain check after an empty receive, if the source holds nothing.
+func (s *Source) checkDrainLocked() {
+	if !s.cfg.Drain || s.checking || s.closing || s.err != nil || s.eof || len(s.byID) > 0 {
+		return
+	}
+	s.checking = true
+	s.wg.Add(1)
+	go s.checkDrain(s.seen)
+}
+
+var drainAttributes = []types.QueueAttributeName{
+	types.QueueAttributeNameApproximateNumberOfMessages,
+	types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+	types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+}
+
+func (s *Source) checkDrain(seen int64) {
+	defer s.wg.Done()
+	out, err := s.client.GetQueueAttributes(s.ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(s.cfg.QueueURL),
+		AttributeNames: drainAttributes,
+	})
+	s.mu.Lock()
+	defer s.wake()
+	defer s.mu.Unlock()
+	s.checking = false
+	s.stats.Requests.GetQueueAttributes++
+	if err != nil {
+		s.stats.Requests.Failed++
+		if s.ctx.Err() != nil {
+			return
+		}
+		if kind := classify(err); kind != ErrUnavailable {
+			s.failLocked(&Error{Action: "GetQueueAttributes", Queue: s.cfg.QueueURL, Kind: kind, Err: err})
+			return
+		}
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "drain check failed", slog.Any("err", err))
+		return
+	}
+	for _, a := range drainAttributes {
+		if n, err := strconv.Atoi(out.Attributes[string(a)]); err != nil || n != 0 {
+			return
+		}
+	}
+	if s.seen == seen && len(s.byID) == 0 {
+		s.drained = true
+		s.settleDrainLocked()
+	}
+}
+
+// settleDrainLocked ends the source once the queue was found empty and the receives that
+// were in flight then brought nothing.
+func (s *Source) settleDrainLocked() {
+	if s.drained && !s.eof && len(s.polls) == 0 && len(s.byID) == 0 {
+		s.eof = true
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "queue drained")
+		s.serveLocked()
+	}
+}

@@ -1,0 +1,287 @@
+package sqs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/palleto/palleto/flow"
+)
+
+type waiter struct {
+	n      int
+	c      chan struct{} // closed when served
+	served bool
+	msgs   []flow.Message[Message]
+	err    error
+}
+
+// Receive returns between 1 and n messages, waiting until at least one has arrived. It asks
+// SQS for them only now, for no more than n, and hands out first those that arrived for
+// earlier calls. It returns ctx.Err() when ctx ends first, io.EOF once a Config.Drain source
+// is drained, a *Error when SQS refuses the source for good, and ErrClosed after Close.
+func (s *Source) Receive(ctx context.Context, n int) ([]flow.Message[Message], error) {
+	if n < 1 {
+		return nil, fmt.Errorf("sqs: Receive(%d): demand must be at least 1", n)
+	}
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		return nil, ErrClosed
+	case s.err != nil:
+		s.mu.Unlock()
+		return nil, s.err
+	case len(s.ready) > 0:
+		msgs := s.takeLocked(n)
+		s.mu.Unlock()
+		return msgs, nil
+	case s.eof:
+		s.mu.Unlock()
+		return nil, io.EOF
+	case ctx.Err() != nil:
+		s.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	w := &waiter{n: n, c: make(chan struct{})}
+	s.waiters = append(s.waiters, w)
+	s.demand += n
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "handling demand of "+strconv.Itoa(n), slog.Int("demand", s.demand))
+	}
+	s.mu.Unlock()
+	s.wake()
+
+	select {
+	case <-w.c:
+	case <-ctx.Done():
+		s.mu.Lock()
+		if !w.served {
+			s.dropWaiterLocked(w)
+			// Nobody wants what the receives in flight would bring: abort them, so that a
+			// shutdown does not wait for a long poll.
+			if s.demand == 0 {
+				for _, cancel := range s.polls {
+					cancel()
+				}
+			}
+			s.mu.Unlock()
+			s.wake()
+			return nil, ctx.Err()
+		}
+		s.mu.Unlock()
+	}
+	return w.msgs, w.err
+}
+
+func (s *Source) dropWaiterLocked(w *waiter) {
+	for i, x := range s.waiters {
+		if x == w {
+			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			s.demand -= w.n
+			return
+		}
+	}
+}
+
+// takeLocked hands out up to n ready messages.
+func (s *Source) takeLocked(n int) []flow.Message[Message] {
+	k := min(n, len(s.ready))
+	msgs := make([]flow.Message[Message], k)
+	for i, e := range s.ready[:k] {
+		e.state = stOut
+		msgs[i] = flow.Message[Message]{Data: e.msg, Acker: s, Token: e}
+	}
+	clear(s.ready[:k])
+	s.ready = s.ready[k:]
+	if len(s.ready) == 0 {
+		s.ready = nil
+	}
+	s.outN += k
+	return msgs
+}
+
+// serveLocked gives ready messages to waiting Receive calls, oldest first, and ends the waits
+// that can never be served.
+func (s *Source) serveLocked() {
+	for len(s.waiters) > 0 && len(s.ready) > 0 {
+		w := s.waiters[0]
+		s.waiters = s.waiters[1:]
+		s.demand -= w.n
+		w.msgs = s.takeLocked(w.n)
+		w.served = true
+		close(w.c)
+	}
+	var err error
+	switch {
+	case s.err != nil:
+		err = s.err
+	case s.closing:
+		err = ErrClosed
+	case s.eof:
+		err = io.EOF
+	default:
+		return
+	}
+	for _, w := range s.waiters {
+		w.err = err
+		w.served = true
+		close(w.c)
+	}
+	s.waiters = nil
+	s.demand = 0
+}
+
+// startPollsLocked starts as many receives as the demand that no receive in flight covers
+// needs, each for at most 10 messages, within Config.MaxReceives; after an empty or failed
+// one, only one at a time, once the backoff has passed.
+func (s *Source) startPollsLocked(now time.Time) {
+	if s.closing || s.err != nil || s.eof || s.drained || now.Before(s.after) {
+		return
+	}
+	// Back-pressure from deletes: handled messages no longer count against demand, so
+	// without this a fast pipeline over slow deletes would pile up messages whose visibility
+	// runs out before they are deleted. The end of a delete request wakes the loop.
+	if len(s.dels) >= s.deleteBacklog() {
+		return
+	}
+	limit := min(s.cfg.MaxReceives, (s.demand+maxBatch-1)/maxBatch)
+	if s.fails > 0 {
+		limit = min(limit, 1)
+	}
+	for s.demand > s.reserved && len(s.polls) < limit {
+		k := min(maxBatch, s.demand-s.reserved)
+		s.reserved += k
+		s.pollID++
+		ctx, cancel := context.WithCancel(s.pollCtx)
+		s.polls[s.pollID] = cancel
+		s.wg.Add(1)
+		go s.poll(ctx, s.pollID, k)
+	}
+}
+
+// deleteBacklog is how many messages may wait for their delete before receiving pauses:
+// two rounds of full batches at the request limit.
+func (s *Source) deleteBacklog() int {
+	return 2 * s.cfg.MaxBatchRequests * maxBatch
+}
+
+func (s *Source) poll(ctx context.Context, id, k int) {
+	defer s.wg.Done()
+	wait := s.cfg.WaitTime
+	if s.cfg.Drain {
+		wait = min(wait, drainWait)
+	}
+	in := &awssqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(s.cfg.QueueURL),
+		MaxNumberOfMessages:         int32(k),
+		WaitTimeSeconds:             int32(wait / time.Second),
+		VisibilityTimeout:           seconds(s.cfg.VisibilityTimeout),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		MessageAttributeNames:       []string{"All"},
+	}
+	if s.fifo {
+		// The SDK retries a request whose answer was lost with the same input: with an
+		// attempt id, SQS then hands back the same messages instead of keeping them (and
+		// their groups) hidden until their visibility runs out.
+		in.ReceiveRequestAttemptId = aws.String(strconv.FormatUint(rand.Uint64(), 36))
+	}
+	out, err := s.client.ReceiveMessage(ctx, in)
+	now := time.Now()
+
+	s.mu.Lock()
+	defer s.wake()
+	defer s.mu.Unlock()
+	aborted := ctx.Err() != nil
+	s.polls[id]()
+	delete(s.polls, id)
+	s.reserved -= k
+	s.stats.Requests.ReceiveMessage++
+	if err != nil {
+		if aborted {
+			s.settleDrainLocked()
+			return // aborted by us: not a failure of SQS
+		}
+		s.stats.Requests.Failed++
+		if kind := classify(err); kind != ErrUnavailable {
+			s.failLocked(&Error{Action: "ReceiveMessage", Queue: s.cfg.QueueURL, Kind: kind, Err: err})
+			return
+		}
+		s.backoffLocked(now)
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "receive failed, retrying",
+			slog.Int("in_a_row", s.fails), slog.Any("err", err))
+		s.settleDrainLocked()
+		return
+	}
+	if len(out.Messages) == 0 {
+		s.backoffLocked(now)
+		s.checkDrainLocked()
+		s.settleDrainLocked()
+		return
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "received "+strconv.Itoa(len(out.Messages)),
+			slog.Int("asked", k), slog.Int("demand", s.demand))
+	}
+	fresh := 0
+	for _, m := range out.Messages {
+		if s.addLocked(m, now) {
+			fresh++
+		}
+	}
+	if fresh == 0 {
+		// Only messages the source already holds, come back: as good as empty.
+		s.backoffLocked(now)
+		return
+	}
+	s.fails, s.after, s.drained = 0, time.Time{}, false
+	s.seen++
+	s.serveLocked()
+}
+
+func (s *Source) backoffLocked(now time.Time) {
+	d := grow(s.cfg.PollBackoff, s.cfg.MaxPollBackoff, s.fails)
+	s.fails++
+	s.after = now.Add(s.jitter(d))
+}
+
+// addLocked takes in a received message; false means the source held it already.
+func (s *Source) addLocked(m types.Message, now time.Time) bool {
+	msg := newMessage(m)
+	handle := aws.ToString(m.ReceiptHandle)
+	if old := s.byID[msg.ID]; old != nil && (old.state == stHeld || old.state == stOut || !old.visBusy && !old.delBusy) {
+		// Its visibility ran out while we held it. SQS wants the newest receipt handle,
+		// and the message must not be handed out twice. (Once a delete or change with
+		// the old handle is on its way, it is too late: the copy is a new delivery.)
+		old.handle = handle
+		old.expires = now.Add(s.cfg.VisibilityTimeout)
+		s.stats.Redelivered++
+		return false
+	}
+	s.stats.Received++
+	e := &entry{src: s, msg: msg, handle: handle, receivedAt: now, expires: now.Add(s.cfg.VisibilityTimeout)}
+	s.byID[msg.ID] = e
+	if s.closing || s.err != nil {
+		s.releaseLocked(e, now)
+		return true
+	}
+	if s.fifo && msg.GroupID != "" {
+		if g := s.groups[msg.GroupID]; g != nil {
+			e.group = g
+			g.held = append(g.held, e)
+			return true
+		}
+		e.group = &group{id: msg.GroupID}
+		s.groups[msg.GroupID] = e.group
+	}
+	s.ready = append(s.ready, e)
+	return true
+}
