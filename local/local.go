@@ -94,7 +94,7 @@ func newServer(opts Options, endpoint string) *Server {
 	}
 	s := &Server{region: region, endpoint: endpoint}
 	s.sqs = newSQSService(region, endpoint)
-	s.s3 = http.HandlerFunc(notImplemented)
+	s.s3 = newS3(region, s.sqs)
 	s.handler = http.HandlerFunc(s.route)
 	return s
 }
@@ -106,12 +106,6 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.s3.ServeHTTP(w, r)
-}
-
-func notImplemented(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(http.StatusNotImplemented)
-	fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>S3 is not served yet</Message></Error>`)
 }
 
 // hostPort is the address to reach a listener at: an unspecified address (0.0.0.0, ::)
