@@ -12,6 +12,7 @@ import (
 	"github.com/palleto/palleto/object"
 	"github.com/palleto/palleto/output"
 	"github.com/palleto/palleto/s3event"
+	"github.com/palleto/palleto/sqs"
 )
 
 // Policies for an object named by an event that does not exist (any more).
@@ -83,6 +84,17 @@ func (s *stages) parse(messageID string, body []byte) ([]objectJob, error) {
 		jobs[i] = objectJob{MessageID: messageID, Obj: o}
 	}
 	return jobs, nil
+}
+
+// parseMessage is parse for an SQS message: a body that is no S3 notification is logged
+// and failed for good (sent to the dead-letter queue, when there is one).
+func (s *stages) parseMessage(_ context.Context, m sqs.Message) ([]objectJob, error) {
+	jobs, err := s.parse(m.ID, []byte(m.Body))
+	if errors.Is(err, ErrBadMessage) {
+		s.log.Warn("malformed message", "message_id", m.ID, "error", err)
+		return nil, sqs.Permanent(err)
+	}
+	return jobs, err
 }
 
 // fetch downloads an object into the spool. A missing object is a failure, or nothing at

@@ -1,0 +1,215 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/palleto/palleto/jobs"
+)
+
+// A ConfigError names the setting (by its flag) that is wrong. The command exits with
+// status 2 for it.
+type ConfigError struct {
+	Flag   string
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Flag == "" {
+		return e.Reason
+	}
+	return "--" + e.Flag + ": " + e.Reason
+}
+
+// Config configures a Palleto pipeline run. Zero values are the documented defaults; the
+// field comments name the command-line flag of each.
+type Config struct {
+	QueueURL   string        // --queue-url: required
+	Out        string        // --out: result directory; default ./out
+	Drain      bool          // --drain: stop once the queue is empty and all work is done
+	Fetchers   int           // --fetchers: concurrent downloads; default 4
+	Processors int           // --processors: concurrent analyses; default the number of CPUs
+	OnMissing  string        // --on-missing: "fail" (default) or "skip"
+	DLQURL     string        // --dlq-url: where malformed messages go at once
+	Visibility time.Duration // --visibility-timeout: kept up by the heartbeat while in work; default 30 s
+	WaitTime   time.Duration // --wait-time: long-poll wait, 0–20 s; default 20 s
+	RetryDelay time.Duration // --retry-delay: first delay before a failed message is retried; default 5 s
+	MaxDelay   time.Duration // --max-retry-delay: cap of the growing retry delay; default 5 min
+	Shutdown   time.Duration // --shutdown-timeout: grace period for in-flight work; default 30 s
+	SpoolDir   string        // --spool-dir: where large objects wait between download and analysis
+	SpoolMem   int64         // objects up to this size are spooled in memory; default 8 MiB
+	// MetricsListen (--metrics-listen) is the address where GET /metrics (and a GET /healthz
+	// health check) is served while the run lasts; empty: not served. 127.0.0.1:PORT keeps it
+	// on this machine.
+	MetricsListen string
+	// Metrics is the registry the run's metrics (stage events, the SQS source's counters) are
+	// registered with, and that MetricsListen serves. Nil: a new registry when MetricsListen is
+	// set, no metrics otherwise. A registry takes one Run: a second is refused.
+	Metrics *prometheus.Registry
+
+	AWS    *aws.Config  // nil: the SDK's standard sources (environment, profiles, …)
+	Logger *slog.Logger // nil: discard
+	Status *StatusLine  // nil: no status output
+}
+
+func (c *Config) setDefaults() {
+	if c.Out == "" {
+		c.Out = "./out"
+	}
+	if c.Fetchers == 0 {
+		c.Fetchers = 4
+	}
+	if c.Processors == 0 {
+		c.Processors = runtime.NumCPU()
+	}
+	if c.OnMissing == "" {
+		c.OnMissing = OnMissingFail
+	}
+	if c.WaitTime == 0 {
+		c.WaitTime = 20 * time.Second
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = 5 * time.Second
+	}
+	if c.MaxDelay == 0 {
+		c.MaxDelay = 5 * time.Minute
+	}
+	if c.Shutdown == 0 {
+		c.Shutdown = 30 * time.Second
+	}
+	if c.SpoolMem == 0 {
+		c.SpoolMem = 8 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first setting that cannot work, after defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.QueueURL == "":
+		return &ConfigError{"queue-url", "is required"}
+	case c.Fetchers < 1:
+		return &ConfigError{"fetchers", fmt.Sprintf("%d: want at least 1", c.Fetchers)}
+	case c.Processors < 1:
+		return &ConfigError{"processors", fmt.Sprintf("%d: want at least 1", c.Processors)}
+	case c.OnMissing != OnMissingFail && c.OnMissing != OnMissingSkip:
+		return &ConfigError{"on-missing", fmt.Sprintf("%q: want fail or skip", c.OnMissing)}
+	case c.Visibility < 0 || c.Visibility > 12*time.Hour:
+		return &ConfigError{"visibility-timeout", fmt.Sprintf("%v: want 0 to 12h", c.Visibility)}
+	case c.WaitTime < 0 || c.WaitTime > 20*time.Second:
+		return &ConfigError{"wait-time", fmt.Sprintf("%v: want 0 to 20s", c.WaitTime)}
+	case c.RetryDelay < 0:
+		return &ConfigError{"retry-delay", "must not be negative"}
+	case c.MaxDelay < c.RetryDelay:
+		return &ConfigError{"max-retry-delay", fmt.Sprintf("%v is below --retry-delay %v", c.MaxDelay, c.RetryDelay)}
+	case c.Shutdown < 0:
+		return &ConfigError{"shutdown-timeout", "must not be negative"}
+	}
+	return nil
+}
+
+// Defaults of ServeConfig.
+const (
+	DefaultListen    = "127.0.0.1:8080"
+	DefaultDataDir   = "./palleto-data"
+	DefaultKillDelay = 5 * time.Second
+)
+
+// ServeConfig configures Serve, the webhook-fed worker pool. Zero values are the documented
+// defaults; the field comments name the command-line flag of each.
+type ServeConfig struct {
+	Listen        string // --listen: address of the HTTP server; default 127.0.0.1:8080
+	WebhookSecret string // --webhook-secret: the Dropbox app secret; required
+	Workers       int    // --workers: jobs run at once; default the number of CPUs
+	DataDir       string // --data-dir: the durable queue's directory; default ./palleto-data
+	Memory        bool   // --memory: keep the queue in memory (jobs are lost on exit)
+	// QueueURL (--queue-url) replaces the embedded queue with an SQS queue that several
+	// servers share: the webhook sends each job as a message, the workers receive them.
+	QueueURL string
+	// WaitTime is the long poll of the SQS receives with QueueURL: 0 means SQS's longest,
+	// 20 s. A shorter one only makes sense with an emulator that does not end a long poll
+	// as soon as messages can be had.
+	WaitTime time.Duration
+	// Exec (--exec) is the command that runs a job, already split into words: the job id is
+	// appended as its last argument and set in PALLETO_JOB_ID. Required unless Handler is set.
+	Exec        []string
+	MaxAttempts int // --max-attempts: failed runs before a job is dead; default 5
+	// ShutdownTimeout (--shutdown-timeout) is how long running jobs may finish after a stop
+	// signal before they are told to stop. Zero means 30 s; negative means no wait.
+	ShutdownTimeout time.Duration
+	// KillDelay is how long a job's process group has between SIGTERM and SIGKILL. Zero
+	// means 5 s.
+	KillDelay time.Duration
+
+	// Handler, when set, runs jobs in this process instead of Exec: the worker pool as a
+	// library. An error fails the run; returning ctx's error after ctx is cancelled leaves
+	// the job queued.
+	Handler func(ctx context.Context, job jobs.Job) error
+	// AWS is the SDK configuration for QueueURL. Nil means the SDK's standard sources.
+	AWS *aws.Config
+	// Metrics is the registry that GET /metrics serves; the pool's metrics (stage events,
+	// job counts, and with QueueURL the SQS source's counters) are registered with it. Nil
+	// means a new registry. A registry takes one Serve: a second is refused.
+	Metrics *prometheus.Registry
+	// Logger receives the server's and the jobs' logs. Nil discards.
+	Logger *slog.Logger
+	// Ready, when set, is called with the server's address once it listens (useful with
+	// a Listen port of 0).
+	Ready func(addr string)
+}
+
+func (c *ServeConfig) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = jobs.DefaultMaxAttempts
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.KillDelay == 0 {
+		c.KillDelay = DefaultKillDelay
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first setting that cannot work, after defaults are applied, as a
+// *ConfigError naming its flag.
+func (c ServeConfig) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.WebhookSecret == "":
+		return &ConfigError{"webhook-secret", "is required (or PALLETO_WEBHOOK_SECRET)"}
+	case c.Workers < 1:
+		return &ConfigError{"workers", fmt.Sprintf("%d: want at least 1", c.Workers)}
+	case c.MaxAttempts < 1:
+		return &ConfigError{"max-attempts", fmt.Sprintf("%d: want at least 1", c.MaxAttempts)}
+	case c.Handler == nil && len(c.Exec) == 0:
+		return &ConfigError{"exec", "is required: the command that runs a job"}
+	case c.Handler == nil && c.Exec[0] == "":
+		return &ConfigError{"exec", "names no command"}
+	case c.QueueURL != "" && c.Memory:
+		return &ConfigError{"memory", "cannot be used with --queue-url"}
+	case c.KillDelay < 0:
+		return &ConfigError{"kill-delay", "must not be negative"}
+	}
+	return nil
+}
