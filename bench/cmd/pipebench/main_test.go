@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/palleto/palleto/output"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestGenObjectIsStableAndCounted(t *testing.T) {
+	a, b := genObject(7), genObject(7)
+	if !bytes.Equal(a.body, b.body) || a.key != b.key {
+		t.Fatal("object 7 differs between two calls")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(a.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(bytes.Count(raw, []byte{'\n'})); got != a.lines {
+		t.Errorf("lines = %d, want %d", got, a.lines)
+	}
+	if int64(len(raw)) != a.plain {
+		t.Errorf("plain = %d, want %d", len(raw), a.plain)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	w, err := output.NewWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const n = 3
+	for i := range n {
+		o := genObject(i)
+		lines := o.lines
+		if i == 2 {
+			lines++ // a wrong count
+		}
+		if _, _, err := w.Write(output.Result{Bucket: "b", Key: o.key, Size: int64(len(o.body)), Bytes: o.plain, Lines: lines, Encoding: "gzip"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := check(dir, "b", 2); err != nil {
+		t.Errorf("check of 2 good results: %v", err)
+	}
+	err = check(dir, "b", n)
+	if err == nil || !strings.Contains(err.Error(), "1 of 3") {
+		t.Errorf("check with a wrong count = %v, want 1 of 3 wrong", err)
+	}
+	if err := check(dir, "b", n+1); err == nil || !strings.Contains(err.Error(), "2 of 4") {
+		t.Errorf("check with a missing result = %v, want 2 of 4", err)
+	}
+}
+
+func TestReportRatios(t *testing.T) {
+	runs := []Run{
+		{Latency: "10ms", Side: "loop", Objects: 100, WallS: 1, UserS: 0.1, Requests: map[string]int64{"ReceiveMessage": 10, "DeleteMessageBatch": 10, "S3.GetObject": 100}},
+		{Latency: "10ms", Side: "loop", Objects: 100, WallS: 2},
+		{Latency: "10ms", Side: "loop", Objects: 100, WallS: 4},
+		{Latency: "10ms", Side: "palleto", Objects: 100, WallS: 1},
+		{Latency: "10ms", Side: "palleto", Objects: 100, WallS: 0.5, Error: "1 of 100 results missing"},
+	}
+	sums := summarize(runs)
+	if len(sums) != 2 {
+		t.Fatalf("%d summaries, want 2", len(sums))
+	}
+	if got := sums[0].ObjPerS; got != 50 {
+		t.Errorf("loop median = %v objects/s, want 50", got)
+	}
+	if got := sums[1]; got.ObjPerS != 100 || got.Bad != 1 {
+		t.Errorf("palleto = %v objects/s with %d bad, want 100 with 1 (the bad run not counted)", got.ObjPerS, got.Bad)
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, runs)
+	if !strings.Contains(buf.String(), "| 10ms | palleto | 100 | 2.00× |") {
+		t.Errorf("report lacks the ratio to the loop:\n%s", buf.String())
+	}
+}

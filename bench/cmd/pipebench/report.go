@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// summary is the medians of one side's runs at one latency.
+type summary struct {
+	Latency, Side  string
+	Runs, Bad      int
+	ObjPerS        float64
+	SQSPerObject   float64
+	S3PerObject    float64
+	CPUMsPerObject float64
+	MaxRSSMiB      float64
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// summarize groups runs by latency and side, in the order they first appear,
+// and takes the medians of the good runs.
+func summarize(runs []Run) []summary {
+	type key struct{ lat, side string }
+	var order []key
+	groups := map[key][]Run{}
+	for _, r := range runs {
+		k := key{r.Latency, r.Side}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var out []summary
+	for _, k := range order {
+		s := summary{Latency: k.lat, Side: k.side}
+		var ops, sqs, s3, cpu, rss []float64
+		for _, r := range groups[k] {
+			s.Runs++
+			if r.Error != "" || r.Objects == 0 || r.WallS <= 0 {
+				s.Bad++
+				continue
+			}
+			n := float64(r.Objects)
+			ops = append(ops, n/r.WallS)
+			sqs = append(sqs, float64(r.SQSRequests())/n)
+			s3 = append(s3, float64(r.Requests["S3.GetObject"])/n)
+			cpu = append(cpu, (r.UserS+r.SysS)*1000/n)
+			rss = append(rss, float64(r.MaxRSSKiB)/1024)
+		}
+		s.ObjPerS, s.SQSPerObject, s.S3PerObject = median(ops), median(sqs), median(s3)
+		s.CPUMsPerObject, s.MaxRSSMiB = median(cpu), median(rss)
+		out = append(out, s)
+	}
+	return out
+}
+
+// writeReport prints the Markdown table: each side against the loop of the
+// same latency.
+func writeReport(w io.Writer, runs []Run) {
+	sums := summarize(runs)
+	loop := map[string]summary{}
+	for _, s := range sums {
+		if s.Side == "loop" {
+			loop[s.Latency] = s
+		}
+	}
+	ratio := func(x, base float64) string {
+		if base == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", x/base)
+	}
+	fmt.Fprintln(w, "| round trip | side | objects/s | vs loop | SQS req/object | GetObject/object | CPU ms/object | vs loop | peak RSS MiB | good runs |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, s := range sums {
+		b := loop[s.Latency]
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.3f | %.2f | %.3f | %s | %.1f | %d/%d |\n",
+			s.Latency, s.Side, s.ObjPerS, ratio(s.ObjPerS, b.ObjPerS), s.SQSPerObject, s.S3PerObject,
+			s.CPUMsPerObject, ratio(s.CPUMsPerObject, b.CPUMsPerObject), s.MaxRSSMiB, s.Runs-s.Bad, s.Runs)
+	}
+	for _, r := range runs {
+		if r.Error != "" {
+			fmt.Fprintf(w, "\nbad run: %s %s round %d: %s\n", r.Latency, r.Side, r.Round, r.Error)
+		}
+	}
+}
+
+func readRuns(r io.Reader) ([]Run, error) {
+	var runs []Run
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var run Run
+		if err := json.Unmarshal([]byte(line), &run); err != nil {
+			return nil, fmt.Errorf("%q: %w", line, err)
+		}
+		runs = append(runs, run)
+	}
+	return runs, sc.Err()
+}
+
+func reportCmd(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("report: give the results file")
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runs, err := readRuns(f)
+	if err != nil {
+		return err
+	}
+	writeReport(os.Stdout, runs)
+	return nil
+}

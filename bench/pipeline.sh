@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Measures `palleto run --drain` end to end against a hand-written pipeline
+# (bench/cmd/pipebench loop: 8 goroutines, each ReceiveMessage 10 → GetObject,
+# gunzip, count, write the result by rename → DeleteMessageBatch) on the same
+# objects: N real .gz files of a few KiB, one S3 notification each, served by
+# fauxqs (SQS) and gofakes3 (S3, in memory), each behind a proxy that adds a
+# round trip to every request. Everything listens on 127.0.0.1 only.
+#
+#   bench/pipeline.sh
+#   RUNS=3                 rounds; each runs every side once, on a fresh queue
+#   N=1000                 objects (and messages) per run
+#   LATENCIES="0 10ms 50ms" round trips added by the proxies
+#   SIDES="loop;palleto"   what runs, separated by ';': "loop", or "palleto"
+#                          followed by extra flags of palleto run
+#                          (e.g. "loop;palleto;palleto --fetchers 16")
+#   KEEP=DIR               keep the binaries, the JSON lines and the logs in DIR
+#
+# Prints one line per run, then a Markdown table of medians with ratios to
+# the loop of the same round trip (pipebench report). Wall time is from the
+# start of the command to its exit; CPU time and peak RSS come from the
+# child's rusage; requests are counted by the proxies; every result file is
+# checked, and a run with a missing or wrong one does not count.
+set -euo pipefail
+
+runs=${RUNS:-3}
+n=${N:-1000}
+latencies=${LATENCIES:-0 10ms 50ms}
+sides=${SIDES:-loop;palleto}
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -n "${KEEP:-}" ]]; then
+	work=$KEEP
+	mkdir -p "$work"
+else
+	work=$(mktemp -d)
+fi
+backend_pid=""
+stop_backend() {
+	if [[ -n "$backend_pid" ]]; then
+		kill "$backend_pid" 2>/dev/null || true
+		wait "$backend_pid" 2>/dev/null || true
+		backend_pid=""
+	fi
+}
+cleanup() {
+	stop_backend
+	if [[ -z "${KEEP:-}" ]]; then
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+
+(cd "$root" && go build -o "$work/palleto" ./cmd/palleto && go build -o "$work/pipebench" ./bench/cmd/pipebench)
+pb=$work/pipebench
+results=$work/results.jsonl
+: >"$results"
+IFS=';' read -r -a side_list <<<"$sides"
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "N=$n objects, runs: $runs, sides: $sides"
+q=0
+for lat in $latencies; do
+	PALLETO_FAUXQS_DIR="$root/bench/fauxqs" "$pb" backend -latency "$lat" >"$work/backend.out" 2>"$work/backend-$lat.log" &
+	backend_pid=$!
+	for _ in $(seq 1 600); do
+		[[ -s "$work/backend.out" ]] && break
+		if ! kill -0 "$backend_pid" 2>/dev/null; then
+			echo "backend failed:" >&2
+			cat "$work/backend-$lat.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+	line=$(head -n1 "$work/backend.out")
+	field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <<<"$line"; }
+	"$pb" objects -s3 "$(field direct_s3)" -bucket bench -n "$n"
+	export AWS_ENDPOINT_URL_SQS=$(field sqs) AWS_ENDPOINT_URL_S3=$(field s3)
+	export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+	for ((r = 1; r <= runs; r++)); do
+		for side in "${side_list[@]}"; do
+			q=$((q + 1))
+			url=$("$pb" notify -sqs "$(field direct_sqs)" -queue "bench-$q" -bucket bench -n "$n")
+			out=$work/out-$q
+			rm -rf "$out"
+			read -r -a words <<<"$side"
+			if [[ ${words[0]} == loop ]]; then
+				cmd=("$pb" loop -queue-url "$url" -out "$out" -n "$n")
+			else
+				cmd=("$work/palleto" run --queue-url "$url" --out "$out" --drain "${words[@]:1}")
+			fi
+			res=$("$pb" exec -latency "$lat" -side "$side" -round "$r" -n "$n" -stats "$(field stats)" -out "$out" -- "${cmd[@]}" 2>"$work/run-$q.log")
+			echo "$res" >>"$results"
+			echo "$lat $side round $r: $res"
+			rm -rf "$out"
+		done
+	done
+	stop_backend
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+"$pb" report "$results"
