@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -76,6 +75,13 @@ type Writer struct {
 	abs  string // key of the lock table, shared by all Writers on one directory
 	root *os.Root
 
+	// life is held for reading by writes and for writing by Close, so that Close waits for
+	// the writes before it closes the directories they use. It guards closed.
+	life   sync.RWMutex
+	closed bool
+	dirMu  sync.Mutex
+	dirs   map[string]*resultDir // open directories by relative path ("" for the top)
+
 	// fail, set by tests only, makes the write fail at the named step.
 	fail func(step string) error
 }
@@ -93,12 +99,24 @@ func NewWriter(dir string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	return &Writer{dir: dir, abs: abs, root: root}, nil
+	return &Writer{dir: dir, abs: abs, root: root, dirs: map[string]*resultDir{}}, nil
 }
 
 // Close releases the directory. Writes after Close fail.
 func (w *Writer) Close() error {
-	return w.root.Close()
+	w.life.Lock()
+	defer w.life.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	var errs []error
+	for _, d := range w.dirs {
+		errs = append(errs, d.close())
+	}
+	w.dirs = nil
+	errs = append(errs, w.root.Close())
+	return errors.Join(errs...)
 }
 
 // Dir is the directory the Writer writes under, as given to [NewWriter].
@@ -125,17 +143,22 @@ func (w *Writer) Write(r Result) (string, Outcome, error) {
 		return p, 0, fmt.Errorf("output: %s: %w", p, err)
 	}
 
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.closed {
+		return p, 0, fmt.Errorf("output: %s: %w", p, os.ErrClosed)
+	}
 	unlock := lockPath(w.abs + "\x00" + rel)
 	defer unlock()
 
 	dirRel, name := path.Split(rel)
-	dir, err := w.openDir(dirRel)
+	dir, release, err := w.openDir(dirRel)
 	if err != nil {
 		return p, 0, fmt.Errorf("output: %s: %w", p, err)
 	}
-	defer dir.Close()
+	defer release()
 
-	old, err := dir.ReadFile(name)
+	old, err := dir.root.ReadFile(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -167,16 +190,38 @@ func (w *Writer) Write(r Result) (string, Outcome, error) {
 	return p, Written, nil
 }
 
-// openDir opens the directory that holds a result file, creating it if needed.
-func (w *Writer) openDir(dirRel string) (*os.Root, error) {
-	dir, err := w.root.OpenRoot(dirRel)
+// openDir returns the directory that holds a result file, creating it if needed, and the
+// function to call when done with it. A directory is opened once and kept open, up to
+// maxCachedDirs of them. The caller holds w.life for reading.
+func (w *Writer) openDir(dirRel string) (*resultDir, func(), error) {
+	noop := func() {}
+	w.dirMu.Lock()
+	d := w.dirs[dirRel]
+	w.dirMu.Unlock()
+	if d != nil {
+		return d, noop, nil
+	}
+	d, err := openResultDir(w.root, dirRel)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := w.mkdirs(dirRel); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		dir, err = w.root.OpenRoot(dirRel)
+		d, err = openResultDir(w.root, dirRel)
 	}
-	return dir, err
+	if err != nil {
+		return nil, nil, err
+	}
+	w.dirMu.Lock()
+	defer w.dirMu.Unlock()
+	if cur := w.dirs[dirRel]; cur != nil {
+		d.close()
+		return cur, noop, nil
+	}
+	if len(w.dirs) < maxCachedDirs {
+		w.dirs[dirRel] = d
+		return d, noop, nil
+	}
+	return d, func() { d.close() }, nil
 }
 
 // mkdirs creates each missing directory of dirRel and syncs its parent, so that a result
@@ -207,48 +252,26 @@ func (w *Writer) mkdir(parent, dir string) error {
 	return syncDir(w.root, parent)
 }
 
-// replace writes data to a temporary file in dir and renames it to name. The temporary file
-// never outlives a failed call.
-func (w *Writer) replace(dir *os.Root, name string, data []byte) (err error) {
-	f, tmp, err := createTemp(dir)
+// replace writes data to a temporary file in dir and renames it to name, then syncs the
+// directory. The temporary file never outlives a failed call.
+func (w *Writer) replace(dir *resultDir, name string, data []byte) error {
+	tmp, err := dir.writeTemp(data, w.step)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			dir.Remove(tmp)
-		}
-	}()
-	if err := w.step("write"); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := w.step("sync"); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := w.step("close"); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	if err := w.step("rename"); err != nil {
+		dir.remove(tmp)
 		return err
 	}
-	if err := dir.Rename(tmp, name); err != nil {
+	if err := dir.rename(tmp, name); err != nil {
+		dir.remove(tmp)
 		return err
 	}
 	// The rename is done: the new result is in place whatever happens next.
 	if err := w.step("syncdir"); err != nil {
 		return err
 	}
-	return syncDir(dir, ".")
+	return dir.syncDir()
 }
 
 func (w *Writer) step(name string) error {
@@ -256,18 +279,6 @@ func (w *Writer) step(name string) error {
 		return nil
 	}
 	return w.fail(name)
-}
-
-func createTemp(dir *os.Root) (*os.File, string, error) {
-	for range 10000 {
-		name := tempPrefix + strconv.FormatUint(rand.Uint64(), 36) + ".tmp"
-		f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return f, name, err
-	}
-	return nil, "", fmt.Errorf("cannot create a temporary file: %w", fs.ErrExist)
 }
 
 func syncDir(root *os.Root, name string) error {
