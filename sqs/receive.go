@@ -222,6 +222,7 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 		return
 	}
 	if len(out.Messages) == 0 {
+		s.stats.EmptyReceives++
 		s.backoffLocked(now)
 		s.checkDrainLocked()
 		s.settleDrainLocked()

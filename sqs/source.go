@@ -29,15 +29,16 @@ type Stats struct {
 	// Requests counts requests by action.
 	Requests Requests
 
-	Received     int64 // messages received (duplicates of held messages not included)
-	Deleted      int64 // messages deleted
-	Released     int64 // messages made visible again unfinished (shutdown, Released outcomes, FIFO groups held back)
-	Failed       int64 // Failed outcomes
-	Extended     int64 // visibility extensions made
-	DeadLettered int64 // messages sent to the dead-letter queue
-	Redelivered  int64 // messages received again while the source still held them
-	Invalid      int64 // batch entries refused by SQS (a stale receipt handle, a message no longer in flight)
-	Dropped      int64 // deletes and visibility changes given up after repeated failures
+	Received      int64 // messages received (duplicates of held messages not included)
+	EmptyReceives int64 // receives that succeeded and brought no message
+	Deleted       int64 // messages deleted
+	Released      int64 // messages made visible again unfinished (shutdown, Released outcomes, FIFO groups held back)
+	Failed        int64 // Failed outcomes
+	Extended      int64 // visibility extensions made
+	DeadLettered  int64 // messages sent to the dead-letter queue
+	Redelivered   int64 // messages received again while the source still held them
+	Invalid       int64 // batch entries refused by SQS (a stale receipt handle, a message no longer in flight)
+	Dropped       int64 // deletes and visibility changes given up after repeated failures
 
 	InFlight int // messages handed out and not yet acknowledged
 	Held     int // messages received and not yet handed out

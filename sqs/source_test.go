@@ -289,6 +289,10 @@ func TestEmptyQueuePollingRate(t *testing.T) {
 			if f.maxRecv > 5 {
 				t.Fatalf("%d receives in flight", f.maxRecv)
 			}
+			// Every receive but those cut short by the cancel came back empty.
+			if st := s.Stats(); st.EmptyReceives < int64(len(calls))-5 || st.EmptyReceives > int64(len(calls)) {
+				t.Fatalf("EmptyReceives %d of %d receives", st.EmptyReceives, len(calls))
+			}
 		})
 	})
 	t.Run("FullJitter", func(t *testing.T) {
