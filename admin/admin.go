@@ -77,7 +77,7 @@ const (
 	sampleEvery = time.Second
 	// depthEvery spaces the reads of the queue's depth and the job counts, which may be
 	// requests to SQS.
-	depthEvery = 5 * time.Second
+	depthEvery  = 5 * time.Second
 	readTimeout = 4 * time.Second
 )
 

@@ -21,10 +21,10 @@ type Stages struct {
 }
 
 type stageCounters struct {
-	info                                         flow.StageInfo
+	info                                          flow.StageInfo
 	received, taken, done, failed, released, busy atomic.Int64
-	demand                                       []atomic.Int64 // per worker, as last reported
-	extraDemand                                  atomic.Int64   // workers beyond the topology's count
+	demand                                        []atomic.Int64 // per worker, as last reported
+	extraDemand                                   atomic.Int64   // workers beyond the topology's count
 }
 
 // NewStages returns the counters of a pipeline with the given topology
