@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/local"
 	"github.com/palleto/palleto/output"
 	"github.com/palleto/palleto/s3event"
 )
@@ -50,6 +52,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", "./demo-out", "directory for the result files")
 	n := fs.Int("objects", 36, "number of generated objects to upload (besides the special ones)")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	backend := fs.String("backend", "local", "where SQS and S3 run: local (embedded, in this process) or moto (moto_server, which must be on PATH)")
 	if err := parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -60,19 +63,18 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *n < 0 || *n > 10000 {
 		return usagef("--objects %d: want 0 to 10000", *n)
 	}
+	if *backend != "local" && *backend != "moto" {
+		return usagef("--backend %q: want local or moto", *backend)
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	began := time.Now()
 
-	fmt.Fprintln(stdout, "Starting moto_server (a local stand-in for S3 and SQS)…")
-	srv, err := moto.Start(ctx, io.Discard)
+	srv, err := startDemoBackend(ctx, *backend, stdout)
 	if err != nil {
-		if errors.Is(err, moto.ErrNotInstalled) {
-			return fmt.Errorf("the demo needs moto_server: %w", err)
-		}
 		return err
 	}
-	defer srv.Stop()
-	s3c, sqsc := srv.S3(), srv.SQS()
+	defer srv.stop()
+	s3c, sqsc := srv.s3, srv.sqs
 
 	queue, err := moto.CreateQueue(ctx, sqsc, demoQueue, moto.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceiveCount: 2})
 	if err != nil {
@@ -107,7 +109,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Fetchers:   4,
 		Processors: 2,
 		RetryDelay: time.Second, // a failed message is retried after 1 s, so redrive is quick
-		AWS:        ptr(srv.AWSConfig()),
+		AWS:        ptr(srv.cfg),
 		Logger:     logger,
 		Status:     statusWriter(stderr),
 	}
@@ -158,6 +160,34 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// demoBackend is where the demo's SQS and S3 run.
+type demoBackend struct {
+	cfg  aws.Config
+	s3   *awss3.Client
+	sqs  *awssqs.Client
+	stop func() error
+}
+
+func startDemoBackend(ctx context.Context, name string, stdout io.Writer) (demoBackend, error) {
+	if name == "moto" {
+		fmt.Fprintln(stdout, "Starting moto_server (a local stand-in for S3 and SQS)…")
+		srv, err := moto.Start(ctx, io.Discard)
+		if err != nil {
+			if errors.Is(err, moto.ErrNotInstalled) {
+				return demoBackend{}, fmt.Errorf("--backend moto needs moto_server: %w", err)
+			}
+			return demoBackend{}, err
+		}
+		return demoBackend{srv.AWSConfig(), srv.S3(), srv.SQS(), srv.Stop}, nil
+	}
+	srv, err := local.Start(ctx, local.Options{})
+	if err != nil {
+		return demoBackend{}, err
+	}
+	fmt.Fprintf(stdout, "Started the embedded SQS and S3 at %s.\n", srv.Endpoint())
+	return demoBackend{srv.AWSConfig(), srv.S3Client(), srv.SQSClient(), srv.Close}, nil
+}
 
 // demoObjects generates the demo's objects: n log files in several encodings, plus the
 // special cases.

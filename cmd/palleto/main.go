@@ -4,8 +4,9 @@
 // Usage:
 //
 //	palleto run --queue-url URL [--out DIR] [--drain] [--fetchers N] [--processors N] …
-//	palleto demo      a complete local run against moto_server
+//	palleto demo      a complete local run on the embedded SQS and S3 (--backend moto: moto_server)
 //	palleto serve …   the webhook-fed worker pool
+//	palleto local     the embedded SQS and S3 as a standalone server for development
 //	palleto version
 //
 // Every flag can also be set with an environment variable PALLETO_<FLAG> (dashes become
@@ -35,8 +36,9 @@ const usage = `usage: palleto <command> [flags]
 
 commands:
   run      process S3 event notifications from an SQS queue into result files
-  demo     a complete local run: starts moto_server, provisions, uploads, runs
+  demo     a complete local run on the embedded SQS and S3: provisions, uploads, runs
   serve    the webhook-fed worker pool
+  local    serve the embedded SQS and S3 for development (AWS CLI, SDKs, your service)
   version  print the version
 
 Run 'palleto <command> -h' for a command's flags. Every flag can also be set with
