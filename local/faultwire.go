@@ -1,4 +1,4 @@
-package faultproxy
+package local
 
 import (
 	"fmt"
@@ -77,5 +77,5 @@ func writeFault(w http.ResponseWriter, proto protocol, kind fault) {
 }
 
 func requestID() string {
-	return fmt.Sprintf("faultproxy-%016x", rand.Uint64())
+	return fmt.Sprintf("local-%016x", rand.Uint64())
 }
