@@ -123,12 +123,12 @@ type Injector struct {
 	rnd    *rand.Rand
 	faults Faults
 	counts map[string]*Counts
-	sent   []receivedMessage // recent receives, for Duplicate
+	sent   []deliveredMessage // recent receives, for Duplicate
 }
 
-// receivedMessage is a message a receive returned, kept for Duplicate until
+// deliveredMessage is a message a receive returned, kept for Duplicate until
 // it is deleted or pushed out by newer ones.
-type receivedMessage struct {
+type deliveredMessage struct {
 	queue, handle string
 	raw           json.RawMessage
 }
@@ -365,7 +365,7 @@ func (in *Injector) trackSQS(action string, reqBody []byte, rec *responseBuffer,
 			gone[e.ReceiptHandle] = true
 		}
 		in.mu.Lock()
-		in.sent = slices.DeleteFunc(in.sent, func(m receivedMessage) bool { return gone[m.handle] })
+		in.sent = slices.DeleteFunc(in.sent, func(m deliveredMessage) bool { return gone[m.handle] })
 		in.mu.Unlock()
 		return
 	}
@@ -406,7 +406,7 @@ func (in *Injector) trackSQS(action string, reqBody []byte, rec *responseBuffer,
 		}
 	}
 	for i, m := range msgs {
-		in.sent = append(in.sent, receivedMessage{queue: req.QueueURL, handle: handles[i], raw: slices.Clone(m)})
+		in.sent = append(in.sent, deliveredMessage{queue: req.QueueURL, handle: handles[i], raw: slices.Clone(m)})
 	}
 	if n := len(in.sent) - keepReceived; n > 0 {
 		in.sent = slices.Delete(in.sent, 0, n)

@@ -42,6 +42,12 @@ type Options struct {
 	// Region is the region of queue ARNs and of the configuration AWSConfig returns;
 	// empty means DefaultRegion.
 	Region string
+	// Faults are injected into the server's own requests from the start;
+	// change them while it runs with Injector().SetFaults.
+	Faults Faults
+	// FaultSeed seeds the choice of faults, so that a failing test can be
+	// replayed; zero is a seed like any other.
+	FaultSeed uint64
 }
 
 // Server is a running SQS and S3 on one endpoint.
@@ -49,6 +55,7 @@ type Server struct {
 	region   string
 	endpoint string
 	handler  http.Handler
+	faults   *Injector
 	sqs      *sqsService
 	s3       http.Handler
 
@@ -63,6 +70,9 @@ type Server struct {
 // Start listens on opts.Addr and serves until Close. ctx bounds the start only.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := opts.Faults.Validate(); err != nil {
 		return nil, err
 	}
 	addr := opts.Addr
@@ -95,9 +105,15 @@ func newServer(opts Options, endpoint string) *Server {
 	s := &Server{region: region, endpoint: endpoint}
 	s.sqs = newSQSService(region, endpoint)
 	s.s3 = newS3(region, s.sqs)
-	s.handler = http.HandlerFunc(s.route)
+	// Validated by Start; a test that calls newServer directly passes none.
+	s.faults, _ = NewInjector(http.HandlerFunc(s.route), opts.FaultSeed, opts.Faults, nil)
+	s.handler = s.faults
 	return s
 }
+
+// Injector is the server's fault injector: SetFaults changes the faults
+// while the server runs, Counts tells what they did.
+func (s *Server) Injector() *Injector { return s.faults }
 
 // route sends SQS calls to SQS and everything else to S3.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {

@@ -18,8 +18,8 @@ import (
 
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/flow/flowtest"
-	"github.com/palleto/palleto/internal/faultproxy"
 	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/local"
 )
 
 // Integration tests against moto_server. Receives that an integration test aborts leave a
@@ -458,7 +458,7 @@ func TestReliability(t *testing.T) {
 	for i := range bodies {
 		bodies[i] = fmt.Sprintf("m%04d", i)
 	}
-	proxy := faultproxy.StartT(t, faultproxy.Config{Target: srv.URL(), Seed: 7, Faults: faultproxy.Faults{
+	proxy := local.StartProxyT(t, local.ProxyConfig{Target: srv.URL(), Seed: 7, Faults: local.Faults{
 		Error500: 0.02, Error503: 0.02, Throttle: 0.02, Drop: 0.02, Truncate: 0.02,
 	}})
 	faulty := awssqs.NewFromConfig(moto.Config(proxy.URL()))

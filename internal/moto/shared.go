@@ -76,3 +76,16 @@ func Shared(t testing.TB) *Server {
 	})
 	return s
 }
+
+// SharedOrStart returns the shared server when TestMain runs SharedMain, and
+// otherwise starts a server for the test alone (see StartT).
+func SharedOrStart(t testing.TB) *Server {
+	t.Helper()
+	shared.mu.Lock()
+	enabled := shared.enabled
+	shared.mu.Unlock()
+	if enabled {
+		return Shared(t)
+	}
+	return StartT(t)
+}

@@ -1,5 +1,5 @@
 // Command sqsproxy puts the round trip to SQS between a benchmark and a local
-// SQS stand-in: a faultproxy that adds a fixed latency to every request and
+// SQS stand-in: a fault proxy (package local) that adds a fixed latency to every request and
 // watches the traffic, for bench/sqs.sh.
 //
 //	sqsproxy [-latency 10ms] [-target URL | -fauxqs]
@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/palleto/palleto/internal/faultproxy"
 	"github.com/palleto/palleto/internal/fauxqs"
+	"github.com/palleto/palleto/local"
 )
 
 func main() {
@@ -63,9 +63,9 @@ func run() error {
 	}
 
 	w := newWatcher()
-	p, err := faultproxy.Start(faultproxy.Config{
+	p, err := local.StartProxy(local.ProxyConfig{
 		Target:  *target,
-		Faults:  faultproxy.Faults{Latency: *latency},
+		Faults:  local.Faults{Latency: *latency},
 		Observe: w.observe,
 	})
 	if err != nil {
@@ -242,7 +242,7 @@ func (w *watcher) count(n *int64) {
 	w.mu.Unlock()
 }
 
-func (w *watcher) snapshot(p *faultproxy.Proxy, reset bool) Stats {
+func (w *watcher) snapshot(p *local.Proxy, reset bool) Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	st := Stats{

@@ -1,4 +1,4 @@
-package faultproxy_test
+package local_test
 
 import (
 	"bytes"
@@ -20,28 +20,50 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
-	"go.uber.org/goleak"
 
-	"github.com/palleto/palleto/internal/faultproxy"
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/local"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(moto.SharedMain(m))
+// TestProxy runs the fault proxy's tests in front of each backend.
+func TestProxy(t *testing.T) {
+	awstest.Each(t, func(t *testing.T, b awstest.Backend) {
+		for _, tc := range []struct {
+			name string
+			f    func(*testing.T, awstest.Backend)
+		}{
+			{"ErrorsSeenBySQSClient", testErrorsSeenBySQSClient},
+			{"ThrottleIsModelledError", testThrottleIsModelledError},
+			{"ThrottleRetriedBySQSClient", testThrottleRetriedBySQSClient},
+			{"ErrorsSeenByS3Client", testErrorsSeenByS3Client},
+			{"Drop", testDrop},
+			{"Truncate", testTruncate},
+			{"LatencyCanceled", testLatencyCanceled},
+			{"LatencyAdded", testLatencyAdded},
+			{"Actions", testActions},
+			{"Observe", testObserve},
+			{"SeedRepeatsFaults", testSeedRepeatsFaults},
+			{"RetriesOvercomeFaults", testRetriesOvercomeFaults},
+			{"S3Objects", testS3Objects},
+			{"Duplicate", testDuplicate},
+		} {
+			t.Run(tc.name, func(t *testing.T) { tc.f(t, b) })
+		}
+	})
 }
 
-// setup starts a proxy in front of the shared moto, with a queue of the
-// test's own made directly on moto (so that faults cannot get in the way).
-func setup(t *testing.T, cfg faultproxy.Config) (*moto.Server, *faultproxy.Proxy, moto.Queue) {
+// setup starts a proxy in front of the backend, with a queue of the test's
+// own made directly on the backend (so that faults cannot get in the way).
+func setup(t *testing.T, b awstest.Backend, cfg local.ProxyConfig) (awstest.Backend, *local.Proxy, moto.Queue) {
 	t.Helper()
-	m := moto.Shared(t)
-	cfg.Target = m.URL()
-	p := faultproxy.StartT(t, cfg)
-	q, err := moto.CreateQueue(t.Context(), m.SQS(), queueName(t), moto.QueueOptions{VisibilityTimeout: time.Second})
+	cfg.Target = b.URL
+	p := local.StartProxyT(t, cfg)
+	q, err := moto.CreateQueue(t.Context(), b.SQS(), queueName(t), moto.QueueOptions{VisibilityTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m, p, q
+	return b, p, q
 }
 
 // queueName is a name of the test's own on the shared server.
@@ -53,7 +75,7 @@ func queueName(t *testing.T) string {
 var queueSeq atomic.Int64
 
 // sqsClient is an SQS client through the proxy that tries once.
-func sqsClient(p *faultproxy.Proxy) *sqs.Client {
+func sqsClient(p *local.Proxy) *sqs.Client {
 	return sqs.NewFromConfig(moto.Config(p.URL()), func(o *sqs.Options) { o.Retryer = aws.NopRetryer{} })
 }
 
@@ -63,7 +85,7 @@ func send(ctx context.Context, c *sqs.Client, q moto.Queue, body string) error {
 }
 
 // queued counts the messages in the queue, asking moto directly.
-func queued(t *testing.T, m *moto.Server, q moto.Queue) int {
+func queued(t *testing.T, m awstest.Backend, q moto.Queue) int {
 	t.Helper()
 	out, err := m.SQS().GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(q.URL),
@@ -89,19 +111,19 @@ func isRetryable(err error) bool {
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
 
-func TestErrorsSeenBySQSClient(t *testing.T) {
-	m, p, q := setup(t, faultproxy.Config{})
+func testErrorsSeenBySQSClient(t *testing.T, b awstest.Backend) {
+	m, p, q := setup(t, b, local.ProxyConfig{})
 	c := sqsClient(p)
 	tests := []struct {
 		name     string
-		faults   faultproxy.Faults
+		faults   local.Faults
 		status   int
 		code     string
 		throttle bool
 	}{
-		{"500", faultproxy.Faults{Error500: 1}, 500, "InternalFailure", false},
-		{"503", faultproxy.Faults{Error503: 1}, 503, "ServiceUnavailable", false},
-		{"throttle", faultproxy.Faults{Throttle: 1}, 400, "RequestThrottled", true},
+		{"500", local.Faults{Error500: 1}, 500, "InternalFailure", false},
+		{"503", local.Faults{Error503: 1}, 503, "ServiceUnavailable", false},
+		{"throttle", local.Faults{Throttle: 1}, 400, "RequestThrottled", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,8 +156,8 @@ func TestErrorsSeenBySQSClient(t *testing.T) {
 	}
 }
 
-func TestThrottleIsModelledError(t *testing.T) {
-	_, p, q := setup(t, faultproxy.Config{Faults: faultproxy.Faults{Throttle: 1}})
+func testThrottleIsModelledError(t *testing.T, b awstest.Backend) {
+	_, p, q := setup(t, b, local.ProxyConfig{Faults: local.Faults{Throttle: 1}})
 	err := send(t.Context(), sqsClient(p), q, "x")
 	var rt *sqstypes.RequestThrottled
 	if !errors.As(err, &rt) {
@@ -143,8 +165,8 @@ func TestThrottleIsModelledError(t *testing.T) {
 	}
 }
 
-func TestThrottleRetriedBySQSClient(t *testing.T) {
-	_, p, q := setup(t, faultproxy.Config{Faults: faultproxy.Faults{Throttle: 1}})
+func testThrottleRetriedBySQSClient(t *testing.T, b awstest.Backend) {
+	_, p, q := setup(t, b, local.ProxyConfig{Faults: local.Faults{Throttle: 1}})
 	c := sqs.NewFromConfig(moto.Config(p.URL()), func(o *sqs.Options) {
 		o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 3)
 	})
@@ -158,24 +180,24 @@ func TestThrottleRetriedBySQSClient(t *testing.T) {
 	}
 }
 
-func TestErrorsSeenByS3Client(t *testing.T) {
-	m := moto.Shared(t)
+func testErrorsSeenByS3Client(t *testing.T, b awstest.Backend) {
+	m := b
 	if err := moto.CreateBucket(t.Context(), m.S3(), "errors-bkt"); err != nil {
 		t.Fatal(err)
 	}
-	p := faultproxy.StartT(t, faultproxy.Config{Target: m.URL()})
+	p := local.StartProxyT(t, local.ProxyConfig{Target: m.URL})
 	c := s3.NewFromConfig(moto.Config(p.URL()), func(o *s3.Options) {
 		o.UsePathStyle = true
 		o.Retryer = aws.NopRetryer{}
 	})
 	tests := []struct {
-		faults   faultproxy.Faults
+		faults   local.Faults
 		code     string
 		throttle bool
 	}{
-		{faultproxy.Faults{Error500: 1}, "InternalError", false},
-		{faultproxy.Faults{Error503: 1}, "ServiceUnavailable", false},
-		{faultproxy.Faults{Throttle: 1}, "SlowDown", true},
+		{local.Faults{Error500: 1}, "InternalError", false},
+		{local.Faults{Error503: 1}, "ServiceUnavailable", false},
+		{local.Faults{Throttle: 1}, "SlowDown", true},
 	}
 	for _, tt := range tests {
 		if err := p.SetFaults(tt.faults); err != nil {
@@ -198,8 +220,8 @@ func TestErrorsSeenByS3Client(t *testing.T) {
 	}
 }
 
-func TestDrop(t *testing.T) {
-	m, p, q := setup(t, faultproxy.Config{Faults: faultproxy.Faults{Drop: 1}})
+func testDrop(t *testing.T, b awstest.Backend) {
+	m, p, q := setup(t, b, local.ProxyConfig{Faults: local.Faults{Drop: 1}})
 	err := send(t.Context(), sqsClient(p), q, "x")
 	if err == nil {
 		t.Fatal("SendMessage through a dropped connection succeeded")
@@ -215,8 +237,8 @@ func TestDrop(t *testing.T) {
 	}
 }
 
-func TestTruncate(t *testing.T) {
-	m, p, q := setup(t, faultproxy.Config{Faults: faultproxy.Faults{Truncate: 1}})
+func testTruncate(t *testing.T, b awstest.Backend) {
+	m, p, q := setup(t, b, local.ProxyConfig{Faults: local.Faults{Truncate: 1}})
 	err := send(t.Context(), sqsClient(p), q, "x")
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("SendMessage with a cut-off answer = %v, want unexpected EOF", err)
@@ -233,8 +255,8 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
-func TestLatencyCanceled(t *testing.T) {
-	_, p, q := setup(t, faultproxy.Config{Faults: faultproxy.Faults{Latency: time.Hour}})
+func testLatencyCanceled(t *testing.T, b awstest.Backend) {
+	_, p, q := setup(t, b, local.ProxyConfig{Faults: local.Faults{Latency: time.Hour}})
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- send(ctx, sqsClient(p), q, "x") }()
@@ -255,8 +277,8 @@ func TestLatencyCanceled(t *testing.T) {
 	}
 }
 
-func TestLatencyAdded(t *testing.T) {
-	_, p, q := setup(t, faultproxy.Config{Faults: faultproxy.Faults{Latency: 100 * time.Millisecond}})
+func testLatencyAdded(t *testing.T, b awstest.Backend) {
+	_, p, q := setup(t, b, local.ProxyConfig{Faults: local.Faults{Latency: 100 * time.Millisecond}})
 	start := time.Now()
 	if err := send(t.Context(), sqsClient(p), q, "x"); err != nil {
 		t.Fatal(err)
@@ -267,8 +289,8 @@ func TestLatencyAdded(t *testing.T) {
 	}
 }
 
-func TestActions(t *testing.T) {
-	_, p, q := setup(t, faultproxy.Config{Faults: faultproxy.Faults{Error500: 1, Actions: []string{"DeleteMessage"}}})
+func testActions(t *testing.T, b awstest.Backend) {
+	_, p, q := setup(t, b, local.ProxyConfig{Faults: local.Faults{Error500: 1, Actions: []string{"DeleteMessage"}}})
 	c := sqsClient(p)
 	if err := send(t.Context(), c, q, "x"); err != nil {
 		t.Fatalf("SendMessage, not named in Actions: %v", err)
@@ -283,7 +305,7 @@ func TestActions(t *testing.T) {
 		t.Fatalf("DeleteMessage = %v, want InternalFailure", err)
 	}
 	counts := p.Counts()
-	for action, want := range map[string]faultproxy.Counts{
+	for action, want := range map[string]local.Counts{
 		"SendMessage":    {Requests: 1, Forwarded: 1},
 		"ReceiveMessage": {Requests: 1, Forwarded: 1},
 		"DeleteMessage":  {Requests: 1, Error500: 1},
@@ -294,10 +316,10 @@ func TestActions(t *testing.T) {
 	}
 }
 
-func TestObserve(t *testing.T) {
+func testObserve(t *testing.T, b awstest.Backend) {
 	var mu sync.Mutex
 	seen := map[string][]string{}
-	_, p, q := setup(t, faultproxy.Config{Observe: func(action string, req, resp []byte) {
+	_, p, q := setup(t, b, local.ProxyConfig{Observe: func(action string, req, resp []byte) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen[action] = append(seen[action], string(req)+" -> "+string(resp))
@@ -320,28 +342,28 @@ func TestObserve(t *testing.T) {
 	}
 }
 
-func TestSeedRepeatsFaults(t *testing.T) {
-	m := moto.Shared(t)
+func testSeedRepeatsFaults(t *testing.T, b awstest.Backend) {
+	m := b
 	q, err := moto.CreateQueue(t.Context(), m.SQS(), queueName(t), moto.QueueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pattern := func(seed uint64) string {
-		p := faultproxy.StartT(t, faultproxy.Config{Target: m.URL(), Seed: seed, Faults: faultproxy.Faults{Error500: 0.5}})
+		p := local.StartProxyT(t, local.ProxyConfig{Target: m.URL, Seed: seed, Faults: local.Faults{Error500: 0.5}})
 		c := sqsClient(p)
-		var b strings.Builder
+		var sb strings.Builder
 		for range 16 {
 			if send(t.Context(), c, q, "x") != nil {
-				b.WriteByte('F')
+				sb.WriteByte('F')
 			} else {
-				b.WriteByte('.')
+				sb.WriteByte('.')
 			}
 		}
-		return b.String()
+		return sb.String()
 	}
-	a, b, other := pattern(7), pattern(7), pattern(8)
-	if a != b {
-		t.Errorf("seed 7 gave %s then %s", a, b)
+	a, a2, other := pattern(7), pattern(7), pattern(8)
+	if a != a2 {
+		t.Errorf("seed 7 gave %s then %s", a, a2)
 	}
 	if !strings.Contains(a, "F") || !strings.Contains(a, ".") {
 		t.Errorf("half the requests should fail: %s", a)
@@ -363,25 +385,25 @@ var retryCutOff = retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
 // TestRetriesOvercomeFaults: with the SDK's retries on, a 10% fault rate
 // still lets every send and receive succeed. Cut-off answers need a retryable
 // of their own.
-func TestRetriesOvercomeFaults(t *testing.T) {
+func testRetriesOvercomeFaults(t *testing.T, b awstest.Backend) {
 	tests := []struct {
 		name   string
-		faults faultproxy.Faults
+		faults local.Faults
 		extra  []retry.IsErrorRetryable
 	}{
-		{"defaults", faultproxy.Faults{Error500: 0.025, Error503: 0.025, Throttle: 0.025, Drop: 0.025}, nil},
-		{"cut-off", faultproxy.Faults{Error500: 0.02, Error503: 0.02, Throttle: 0.02, Drop: 0.02, Truncate: 0.02},
+		{"defaults", local.Faults{Error500: 0.025, Error503: 0.025, Throttle: 0.025, Drop: 0.025}, nil},
+		{"cut-off", local.Faults{Error500: 0.02, Error503: 0.02, Throttle: 0.02, Drop: 0.02, Truncate: 0.02},
 			[]retry.IsErrorRetryable{retryCutOff}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			retriesOvercomeFaults(t, tt.faults, tt.extra)
+			retriesOvercomeFaults(t, b, tt.faults, tt.extra)
 		})
 	}
 }
 
-func retriesOvercomeFaults(t *testing.T, faults faultproxy.Faults, extra []retry.IsErrorRetryable) {
-	_, p, q := setup(t, faultproxy.Config{Seed: 1, Faults: faults})
+func retriesOvercomeFaults(t *testing.T, b awstest.Backend, faults local.Faults, extra []retry.IsErrorRetryable) {
+	_, p, q := setup(t, b, local.ProxyConfig{Seed: 1, Faults: faults})
 	cfg := moto.Config(p.URL())
 	cfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -422,30 +444,30 @@ func retriesOvercomeFaults(t *testing.T, faults faultproxy.Faults, extra []retry
 
 func TestValidate(t *testing.T) {
 	tests := []struct {
-		f  faultproxy.Faults
+		f  local.Faults
 		ok bool
 	}{
-		{faultproxy.Faults{}, true},
-		{faultproxy.Faults{Error500: 0.5, Drop: 0.5}, true},
-		{faultproxy.Faults{Error500: 0.6, Drop: 0.5}, false},
-		{faultproxy.Faults{Throttle: -0.1}, false},
-		{faultproxy.Faults{Truncate: 1.5}, false},
-		{faultproxy.Faults{Latency: -time.Second}, false},
+		{local.Faults{}, true},
+		{local.Faults{Error500: 0.5, Drop: 0.5}, true},
+		{local.Faults{Error500: 0.6, Drop: 0.5}, false},
+		{local.Faults{Throttle: -0.1}, false},
+		{local.Faults{Truncate: 1.5}, false},
+		{local.Faults{Latency: -time.Second}, false},
 	}
 	for _, tt := range tests {
 		err := tt.f.Validate()
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, faultproxy.ErrBadFaults)) {
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, local.ErrBadFaults)) {
 			t.Errorf("Validate(%+v) = %v, want ok=%v", tt.f, err, tt.ok)
 		}
 	}
-	if _, err := faultproxy.Start(faultproxy.Config{Target: "127.0.0.1:1"}); !errors.Is(err, faultproxy.ErrBadTarget) {
+	if _, err := local.StartProxy(local.ProxyConfig{Target: "127.0.0.1:1"}); !errors.Is(err, local.ErrBadTarget) {
 		t.Errorf("Start with a target without scheme: %v, want ErrBadTarget", err)
 	}
 }
 
 func TestQueryProtocol(t *testing.T) {
 	// Older SDKs speak SQS's query protocol; its throttling answer is XML.
-	p := faultproxy.StartT(t, faultproxy.Config{Target: "http://127.0.0.1:1", Faults: faultproxy.Faults{Throttle: 1}})
+	p := local.StartProxyT(t, local.ProxyConfig{Target: "http://127.0.0.1:1", Faults: local.Faults{Throttle: 1}})
 	resp, err := http.Post(p.URL(), "application/x-www-form-urlencoded", strings.NewReader("Action=SendMessage&Version=2012-11-05"))
 	if err != nil {
 		t.Fatal(err)
@@ -458,8 +480,8 @@ func TestQueryProtocol(t *testing.T) {
 	}
 }
 
-func TestS3Objects(t *testing.T) {
-	m := moto.Shared(t)
+func testS3Objects(t *testing.T, b awstest.Backend) {
+	m := b
 	if err := moto.CreateBucket(t.Context(), m.S3(), "objects-bkt"); err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +489,7 @@ func TestS3Objects(t *testing.T) {
 	if _, err := moto.PutObject(t.Context(), m.S3(), "objects-bkt", "dir/obj", body); err != nil {
 		t.Fatal(err)
 	}
-	p := faultproxy.StartT(t, faultproxy.Config{Target: m.URL()})
+	p := local.StartProxyT(t, local.ProxyConfig{Target: m.URL})
 	c := s3.NewFromConfig(moto.Config(p.URL()), func(o *s3.Options) {
 		o.UsePathStyle = true
 		o.Retryer = aws.NopRetryer{}
@@ -493,7 +515,7 @@ func TestS3Objects(t *testing.T) {
 	}
 	// A body cut off mid-way surfaces while reading it, after GetObject
 	// has returned.
-	if err := p.SetFaults(faultproxy.Faults{Truncate: 1}); err != nil {
+	if err := p.SetFaults(local.Faults{Truncate: 1}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = get()
@@ -502,6 +524,106 @@ func TestS3Objects(t *testing.T) {
 	}
 	counts := p.Counts()
 	if counts["S3.HEAD"].Forwarded != 1 || counts["S3.GetObject"].Forwarded != 2 || counts["S3.GetObject"].Truncated != 1 {
+		t.Errorf("counts = %+v", counts)
+	}
+}
+
+// testDuplicate: a receive drawn to duplicate also returns a message that is
+// still in flight; a deleted message is never returned again.
+func testDuplicate(t *testing.T, b awstest.Backend) {
+	_, p, q := setup(t, b, local.ProxyConfig{})
+	c := sqsClient(p)
+	ctx := t.Context()
+	for _, body := range []string{"a", "b"} {
+		if err := send(ctx, c, q, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.SetFaults(local.Faults{Duplicate: 1, Actions: []string{"ReceiveMessage"}}); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(wait int32) []sqstypes.Message {
+		t.Helper()
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10, WaitTimeSeconds: wait, VisibilityTimeout: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Messages
+	}
+	var msgs []sqstypes.Message
+	for len(msgs) < 2 {
+		msgs = append(msgs, receive(1)...)
+	}
+	bodies := map[string]int{}
+	for _, m := range msgs {
+		bodies[aws.ToString(m.Body)]++
+	}
+	if len(msgs) != 3 || len(bodies) != 2 {
+		t.Fatalf("first receives gave %v, want a and b with one of them twice", bodies)
+	}
+	var a sqstypes.Message
+	for _, m := range msgs {
+		if aws.ToString(m.Body) == "a" {
+			a = m
+		}
+	}
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.URL), ReceiptHandle: a.ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is visible (both are in flight for a minute); b, not
+	// deleted, comes again.
+	again := receive(0)
+	if len(again) != 1 || aws.ToString(again[0].Body) != "b" {
+		t.Fatalf("receive with both in flight gave %d messages %v, want b again", len(again), again)
+	}
+	if got := p.Counts()["ReceiveMessage"].Duplicated; got < 2 {
+		t.Errorf("Duplicated = %d, want at least 2", got)
+	}
+}
+
+// TestServerFaults injects faults into the embedded server itself: from
+// Options at start, then changed while it runs, down to a GET body cut off
+// in the middle.
+func TestServerFaults(t *testing.T) {
+	if _, err := local.Start(t.Context(), local.Options{Faults: local.Faults{Error500: 2}}); !errors.Is(err, local.ErrBadFaults) {
+		t.Fatalf("Start with a fraction of 2: %v, want ErrBadFaults", err)
+	}
+	s := awstest.LocalWith(t, local.Options{FaultSeed: 3, Faults: local.Faults{Error500: 1, Actions: []string{"CreateQueue", "S3.PUT"}}})
+	ctx := t.Context()
+	nop := func(o *sqs.Options) { o.Retryer = aws.NopRetryer{} }
+	sqsc := sqs.NewFromConfig(s.AWSConfig(), nop)
+	s3c := s3.NewFromConfig(s.AWSConfig(), func(o *s3.Options) { o.UsePathStyle = true; o.Retryer = aws.NopRetryer{} })
+	var apiErr smithy.APIError
+	if _, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("q")}); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InternalFailure" {
+		t.Fatalf("CreateQueue = %v, want InternalFailure", err)
+	}
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bkt")}); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InternalError" {
+		t.Fatalf("CreateBucket = %v, want InternalError", err)
+	}
+	if err := s.Injector().SetFaults(local.Faults{Truncate: 1, Actions: []string{"S3.GetObject"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("q")}); err != nil {
+		t.Fatalf("CreateQueue after the faults changed: %v", err)
+	}
+	if err := moto.CreateBucket(ctx, s3c, "bkt"); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	if _, err := moto.PutObject(ctx, s3c, "bkt", "k", body); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) != len(body)/2 {
+		t.Fatalf("GetObject read %d bytes, %v; want %d bytes and unexpected EOF", len(got), err, len(body)/2)
+	}
+	counts := s.Injector().Counts()
+	if counts["CreateQueue"].Error500 != 1 || counts["CreateQueue"].Forwarded != 1 || counts["S3.GetObject"].Truncated != 1 {
 		t.Errorf("counts = %+v", counts)
 	}
 }
