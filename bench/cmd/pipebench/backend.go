@@ -13,8 +13,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"github.com/palleto/palleto/internal/faultproxy"
 	"github.com/palleto/palleto/internal/fauxqs"
+	"github.com/palleto/palleto/local"
 )
 
 // Endpoints is the line backend prints once ready. SQS and S3 go through the
@@ -50,13 +50,13 @@ func backendCmd(ctx context.Context, args []string) error {
 	defer s3srv.Close()
 	s3URL := "http://" + s3ln.Addr().String()
 
-	faults := faultproxy.Faults{Latency: *latency}
-	sqsProxy, err := faultproxy.Start(faultproxy.Config{Target: sqsSrv.URL(), Faults: faults})
+	faults := local.Faults{Latency: *latency}
+	sqsProxy, err := local.StartProxy(local.ProxyConfig{Target: sqsSrv.URL(), Faults: faults})
 	if err != nil {
 		return err
 	}
 	defer sqsProxy.Close()
-	s3Proxy, err := faultproxy.Start(faultproxy.Config{Target: s3URL, Faults: faults})
+	s3Proxy, err := local.StartProxy(local.ProxyConfig{Target: s3URL, Faults: faults})
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func backendCmd(ctx context.Context, args []string) error {
 
 	stats := func(reset bool) map[string]int64 {
 		m := map[string]int64{}
-		for _, p := range []*faultproxy.Proxy{sqsProxy, s3Proxy} {
+		for _, p := range []*local.Proxy{sqsProxy, s3Proxy} {
 			for action, c := range p.Counts() {
 				m[action] += c.Requests
 			}
