@@ -27,6 +27,11 @@ func (e *ConfigError) Error() string {
 	return "--" + e.Flag + ": " + e.Reason
 }
 
+// NoWait, in a duration field whose zero value means a default, asks for no wait at all:
+// short polling for a WaitTime, an immediate retry for a RetryDelay or MaxDelay, no grace for
+// a shutdown. Any negative duration in those fields means the same.
+const NoWait time.Duration = -1
+
 // Config configures a Palleto pipeline run. Zero values are the documented defaults; the
 // field comments name the command-line flag of each.
 type Config struct {
@@ -38,10 +43,10 @@ type Config struct {
 	OnMissing  string        // --on-missing: "fail" (default) or "skip"
 	DLQURL     string        // --dlq-url: where malformed messages go at once
 	Visibility time.Duration // --visibility-timeout: kept up by the heartbeat while in work; default 30 s
-	WaitTime   time.Duration // --wait-time: long-poll wait, 0–20 s; default 20 s
-	RetryDelay time.Duration // --retry-delay: first delay before a failed message is retried; default 5 s
-	MaxDelay   time.Duration // --max-retry-delay: cap of the growing retry delay; default 5 min
-	Shutdown   time.Duration // --shutdown-timeout: grace period for in-flight work; default 30 s
+	WaitTime   time.Duration // --wait-time: long-poll wait, up to 20 s; default 20 s; NoWait: short polling
+	RetryDelay time.Duration // --retry-delay: first delay before a failed message is retried; default 5 s; NoWait: none
+	MaxDelay   time.Duration // --max-retry-delay: cap of the growing retry delay; default 5 min; NoWait: none
+	Shutdown   time.Duration // --shutdown-timeout: grace period for in-flight work; default 30 s; NoWait: none
 	SpoolDir   string        // --spool-dir: where large objects wait between download and analysis
 	SpoolMem   int64         // objects up to this size are spooled in memory; default 8 MiB
 	// MetricsListen (--metrics-listen) is the address where GET /metrics (and a GET /healthz
@@ -105,14 +110,10 @@ func (c Config) Validate() error {
 		return &ConfigError{"on-missing", fmt.Sprintf("%q: want fail or skip", c.OnMissing)}
 	case c.Visibility < 0 || c.Visibility > 12*time.Hour:
 		return &ConfigError{"visibility-timeout", fmt.Sprintf("%v: want 0 to 12h", c.Visibility)}
-	case c.WaitTime < 0 || c.WaitTime > 20*time.Second:
-		return &ConfigError{"wait-time", fmt.Sprintf("%v: want 0 to 20s", c.WaitTime)}
-	case c.RetryDelay < 0:
-		return &ConfigError{"retry-delay", "must not be negative"}
-	case c.MaxDelay < c.RetryDelay:
-		return &ConfigError{"max-retry-delay", fmt.Sprintf("%v is below --retry-delay %v", c.MaxDelay, c.RetryDelay)}
-	case c.Shutdown < 0:
-		return &ConfigError{"shutdown-timeout", "must not be negative"}
+	case c.WaitTime > 20*time.Second:
+		return &ConfigError{"wait-time", fmt.Sprintf("%v: want 0s to 20s", c.WaitTime)}
+	case max(c.MaxDelay, 0) < c.RetryDelay:
+		return &ConfigError{"max-retry-delay", fmt.Sprintf("%v is below --retry-delay %v", max(c.MaxDelay, 0), c.RetryDelay)}
 	}
 	return nil
 }
@@ -135,16 +136,16 @@ type ServeConfig struct {
 	// QueueURL (--queue-url) replaces the embedded queue with an SQS queue that several
 	// servers share: the webhook sends each job as a message, the workers receive them.
 	QueueURL string
-	// WaitTime is the long poll of the SQS receives with QueueURL: 0 means SQS's longest,
-	// 20 s. A shorter one only makes sense with an emulator that does not end a long poll
-	// as soon as messages can be had.
+	// WaitTime (--wait-time) is the long poll of the SQS receives with QueueURL: 0 means
+	// SQS's longest, 20 s; NoWait means short polling. A shorter one only makes sense with an
+	// emulator that does not end a long poll as soon as messages can be had.
 	WaitTime time.Duration
 	// Exec (--exec) is the command that runs a job, already split into words: the job id is
 	// appended as its last argument and set in PALLETO_JOB_ID. Required unless Handler is set.
 	Exec        []string
 	MaxAttempts int // --max-attempts: failed runs before a job is dead; default 5
 	// ShutdownTimeout (--shutdown-timeout) is how long running jobs may finish after a stop
-	// signal before they are told to stop. Zero means 30 s; negative means no wait.
+	// signal before they are told to stop. Zero means 30 s; NoWait (any negative) means none.
 	ShutdownTimeout time.Duration
 	// KillDelay is how long a job's process group has between SIGTERM and SIGKILL. Zero
 	// means 5 s.
@@ -208,6 +209,8 @@ func (c ServeConfig) Validate() error {
 		return &ConfigError{"exec", "names no command"}
 	case c.QueueURL != "" && c.Memory:
 		return &ConfigError{"memory", "cannot be used with --queue-url"}
+	case c.WaitTime > 20*time.Second:
+		return &ConfigError{"wait-time", fmt.Sprintf("%v: want 0s to 20s", c.WaitTime)}
 	case c.KillDelay < 0:
 		return &ConfigError{"kill-delay", "must not be negative"}
 	}

@@ -76,15 +76,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 			o.UsePathStyle = true
 		}
 	})
-	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), sqs.Config{
-		QueueURL:           cfg.QueueURL,
-		WaitTime:           cfg.WaitTime,
-		VisibilityTimeout:  cfg.Visibility,
-		Retry:              sqs.RetryExponential(cfg.RetryDelay, cfg.MaxDelay),
-		DeadLetterQueueURL: cfg.DLQURL,
-		Drain:              cfg.Drain,
-		Logger:             log,
-	})
+	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), cfg.sqsConfig())
 	if err != nil {
 		return Summary{}, &ConfigError{"queue-url", err.Error()}
 	}
@@ -124,7 +116,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	// The topology: SQS messages → the objects each names → their content, spooled → the
 	// analysis → the result file.
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
-	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)})
+	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)}) // NoWait: no grace, as in flow
 	msgs := flow.From(p, "sqs", src, flow.SourceOptions{})
 	objects := flow.FlatMap(msgs, "parse", st.parseMessage, flow.Options{Concurrency: 1, MaxDemand: 10})
 	files := flow.FlatMap(objects, "fetch", st.fetch, flow.Options{Concurrency: cfg.Fetchers, MaxDemand: 1})
@@ -138,6 +130,20 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	defer stopStatus()
 	err = p.Run(ctx)
 	return t.summary(time.Since(began)), err
+}
+
+// sqsConfig is the SQS source's configuration for a run. NoWait keeps its meaning: sqs takes
+// a negative WaitTime for short polling, and a retry delay below zero as none.
+func (c Config) sqsConfig() sqs.Config {
+	return sqs.Config{
+		QueueURL:           c.QueueURL,
+		WaitTime:           c.WaitTime,
+		VisibilityTimeout:  c.Visibility,
+		Retry:              sqs.RetryExponential(c.RetryDelay, c.MaxDelay),
+		DeadLetterQueueURL: c.DLQURL,
+		Drain:              c.Drain,
+		Logger:             c.Logger,
+	}
 }
 
 // closeSource closes an SQS source, flushing its acknowledgements within closeTimeout, even

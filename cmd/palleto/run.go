@@ -21,55 +21,27 @@ import (
 func init() { commands["run"] = runCmd }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	var cfg app.Config
-	fs.StringVar(&cfg.QueueURL, "queue-url", "", "URL of the SQS queue that receives the S3 notifications (required)")
-	fs.StringVar(&cfg.Out, "out", "./out", "directory for the result files")
-	fs.BoolVar(&cfg.Drain, "drain", false, "exit once the queue is empty and all work is done")
-	fs.IntVar(&cfg.Fetchers, "fetchers", 4, "concurrent downloads")
-	fs.IntVar(&cfg.Processors, "processors", runtime.NumCPU(), "concurrent analyses")
-	fs.StringVar(&cfg.OnMissing, "on-missing", app.OnMissingFail, "a missing object: fail (retry, then dead-letter) or skip (acknowledge with a warning)")
-	fs.StringVar(&cfg.DLQURL, "dlq-url", "", "dead-letter queue for malformed messages (moved there at once)")
-	fs.DurationVar(&cfg.Visibility, "visibility-timeout", 30*time.Second, "visibility timeout of received messages; extended while they are in work")
-	fs.DurationVar(&cfg.WaitTime, "wait-time", 20*time.Second, "long-poll wait, 0s to 20s")
-	fs.DurationVar(&cfg.RetryDelay, "retry-delay", 5*time.Second, "delay before a failed message is retried the first time; it doubles with each receive")
-	fs.DurationVar(&cfg.MaxDelay, "max-retry-delay", 5*time.Minute, "cap of the retry delay")
-	fs.DurationVar(&cfg.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight work may finish")
-	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
-	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	status := fs.String("status", "auto", "progress output: auto (a live line on a terminal, a periodic log line otherwise), on, off")
-	if err := parse(fs, args, os.Getenv); err != nil {
+	o, err := runOptions(args, os.Getenv)
+	if err != nil {
 		return err
 	}
-	// In app.Config zero means "the default"; on the command line it is a mistake.
-	if cfg.Fetchers < 1 {
-		return usagef("--fetchers %d: want at least 1", cfg.Fetchers)
-	}
-	if cfg.Processors < 1 {
-		return usagef("--processors %d: want at least 1", cfg.Processors)
-	}
-	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	cfg := o.cfg
+	logger, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
 	cfg.Logger = logger
-	switch *status {
+	switch o.status {
 	case "auto":
 		cfg.Status = statusWriter(stderr)
 	case "on":
 		cfg.Status = &app.StatusLine{W: stderr, Terminal: isTerminal(stderr)}
-	case "off":
-	default:
-		return usagef("--status %q: want auto, on or off", *status)
 	}
 	if cfg.MetricsListen != "" {
 		cfg.Metrics = newRegistry()
 	}
 	sum, err := app.Run(ctx, cfg)
-	var ce *app.ConfigError
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*app.ConfigError](err); ok {
 		return usagef("%v", ce)
 	}
 	if err != nil {
@@ -79,6 +51,50 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stdout, sum)
 	}
 	return nil
+}
+
+type runOpts struct {
+	cfg                         app.Config
+	logLevel, logFormat, status string
+}
+
+// runOptions turns the command line and the environment into Run's configuration.
+func runOptions(args []string, getenv func(string) string) (runOpts, error) {
+	var o runOpts
+	cfg := &o.cfg
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&cfg.QueueURL, "queue-url", "", "URL of the SQS queue that receives the S3 notifications (required)")
+	fs.StringVar(&cfg.Out, "out", "./out", "directory for the result files")
+	fs.BoolVar(&cfg.Drain, "drain", false, "exit once the queue is empty and all work is done")
+	fs.IntVar(&cfg.Fetchers, "fetchers", 4, "concurrent downloads")
+	fs.IntVar(&cfg.Processors, "processors", runtime.NumCPU(), "concurrent analyses")
+	fs.StringVar(&cfg.OnMissing, "on-missing", app.OnMissingFail, "a missing object: fail (retry, then dead-letter) or skip (acknowledge with a warning)")
+	fs.StringVar(&cfg.DLQURL, "dlq-url", "", "dead-letter queue for malformed messages (moved there at once)")
+	fs.DurationVar(&cfg.Visibility, "visibility-timeout", 30*time.Second, "visibility timeout of received messages, 1s to 12h; extended while they are in work")
+	waitVar(fs, &cfg.WaitTime, "wait-time", 20*time.Second, "long-poll wait, 0s (short polling) to 20s")
+	waitVar(fs, &cfg.RetryDelay, "retry-delay", 5*time.Second, "delay before a failed message is retried the first time; it doubles with each receive (0s: at once)")
+	waitVar(fs, &cfg.MaxDelay, "max-retry-delay", 5*time.Minute, "cap of the retry delay")
+	waitVar(fs, &cfg.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight work may finish (0s: stop at once)")
+	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.status, "status", "auto", "progress output: auto (a live line on a terminal, a periodic log line otherwise), on, off")
+	if err := parse(fs, args, getenv); err != nil {
+		return o, err
+	}
+	// In app.Config zero means "the default"; on the command line it is a mistake.
+	switch {
+	case cfg.Fetchers < 1:
+		return o, usagef("--fetchers %d: want at least 1", cfg.Fetchers)
+	case cfg.Processors < 1:
+		return o, usagef("--processors %d: want at least 1", cfg.Processors)
+	case cfg.Visibility < time.Second:
+		return o, usagef("--visibility-timeout %v: want 1s to 12h", cfg.Visibility)
+	case o.status != "auto" && o.status != "on" && o.status != "off":
+		return o, usagef("--status %q: want auto, on or off", o.status)
+	}
+	return o, nil
 }
 
 // newRegistry returns a metrics registry with the Go runtime's and the process's metrics;

@@ -53,7 +53,8 @@ func serveOptions(args []string, getenv func(string) string) (serveOpts, error) 
 	fs.StringVar(&cfg.QueueURL, "queue-url", "", "SQS queue shared by several servers, instead of the embedded queue")
 	execLine := fs.String("exec", "", "command that runs a job, split into words as a shell would (no shell runs it); the job id is appended and set in "+app.JobIDEnv+" (required)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", jobs.DefaultMaxAttempts, "failed runs before a job is dead")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long running jobs may finish before they get SIGTERM (and SIGKILL 5s later)")
+	waitVar(fs, &cfg.WaitTime, "wait-time", 20*time.Second, "with --queue-url, the long-poll wait of SQS receives, 0s (short polling) to 20s")
+	waitVar(fs, &cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long running jobs may finish before they get SIGTERM (and SIGKILL 5s later); 0s: at once")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	if err := parse(fs, args, getenv); err != nil {
@@ -73,8 +74,6 @@ func serveOptions(args []string, getenv func(string) string) (serveOpts, error) 
 		return o, usagef("--workers %d: want at least 1", cfg.Workers)
 	case cfg.MaxAttempts < 1:
 		return o, usagef("--max-attempts %d: want at least 1", cfg.MaxAttempts)
-	case cfg.ShutdownTimeout < 0:
-		return o, usagef("--shutdown-timeout %v: must not be negative", cfg.ShutdownTimeout)
 	}
 	if *execLine == "" {
 		return o, usagef("--exec is required: the command that runs a job")
@@ -84,9 +83,6 @@ func serveOptions(args []string, getenv func(string) string) (serveOpts, error) 
 		return o, usagef("--exec: %v", err)
 	}
 	cfg.Exec = argv
-	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = -1 // 0 on the command line: no wait; in ServeConfig 0 is the default
-	}
 	return o, nil
 }
 

@@ -67,7 +67,7 @@ func TestServeOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := app.ServeConfig{Listen: "127.0.0.1:8080", Workers: runtime.NumCPU(), DataDir: "./palleto-data", Exec: []string{"job"},
-		MaxAttempts: 5, ShutdownTimeout: 30 * time.Second}
+		MaxAttempts: 5, ShutdownTimeout: 30 * time.Second, WaitTime: 20 * time.Second}
 	if fmt.Sprint(o.cfg) != fmt.Sprint(want) || o.logLevel != "info" || o.logFormat != "text" {
 		t.Fatalf("defaults: %+v, want %+v", o.cfg, want)
 	}
@@ -79,7 +79,7 @@ func TestServeOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = app.ServeConfig{Listen: "127.0.0.1:0", WebhookSecret: "flag", Workers: 5, DataDir: "./palleto-data", Memory: true,
-		Exec: []string{"sync", "a b"}, MaxAttempts: 2, ShutdownTimeout: -1}
+		Exec: []string{"sync", "a b"}, MaxAttempts: 2, ShutdownTimeout: app.NoWait, WaitTime: 20 * time.Second}
 	if fmt.Sprint(o.cfg) != fmt.Sprint(want) || o.logFormat != "json" {
 		t.Fatalf("flags over environment: %+v, want %+v", o.cfg, want)
 	}
