@@ -8,17 +8,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/s3event"
 )
 
-// TestMotoNotifications puts objects with awkward keys into a moto bucket
-// that notifies a queue, and parses what arrives: the test event, then one
-// object per key, decoded back to the key that was put.
-func TestMotoNotifications(t *testing.T) {
-	s := moto.StartT(t)
+// TestNotifications puts objects with awkward keys into a bucket that
+// notifies a queue, and parses what arrives: the test event, then one object
+// per key, decoded back to the key that was put. It runs on the embedded
+// backend and on moto.
+func TestNotifications(t *testing.T) {
+	awstest.Each(t, testNotifications)
+}
+
+func testNotifications(t *testing.T, b awstest.Backend) {
 	ctx := t.Context()
-	sqsc, s3c := s.SQS(), s.S3()
+	sqsc, s3c := b.SQS(), b.S3()
 	q, err := moto.CreateQueue(ctx, sqsc, "events", moto.QueueOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +40,7 @@ func TestMotoNotifications(t *testing.T) {
 		"/leading/slash":         3,
 		"100% done; a=b&c?.log":  4,
 		"日本/ファイル 名.txt":          5,
+		"a+b c%41.txt":           6,
 	}
 	for k, size := range keys {
 		if _, err := moto.PutObject(ctx, s3c, "inbox", k, make([]byte, size)); err != nil {
@@ -75,6 +81,11 @@ func TestMotoNotifications(t *testing.T) {
 			seen[o.Key] = true
 			if o.Bucket != "inbox" || o.Size != size || o.EventName != "ObjectCreated:Put" || o.ETag == "" || o.EventTime.IsZero() {
 				t.Errorf("object %+v: want inbox, size %d, ObjectCreated:Put, an ETag and a time", o, size)
+			}
+			// moto sends no sequencer (see the package comment); S3 and
+			// the embedded backend do.
+			if b.Name == awstest.LocalName && o.Sequencer == "" {
+				t.Errorf("object %+v: no sequencer", o)
 			}
 		}
 	}

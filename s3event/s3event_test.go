@@ -11,9 +11,11 @@ import (
 	"unicode/utf8"
 
 	"go.uber.org/goleak"
+
+	"github.com/palleto/palleto/internal/awstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(awstest.Main(m)) }
 
 // s3Body builds an S3 notification whose records have the given event names
 // and (still encoded) keys.
