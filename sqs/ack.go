@@ -20,7 +20,7 @@ func (s *Source) Acknowledge(results []flow.Result) {
 	now := time.Now()
 	for _, r := range results {
 		e, ok := r.Token.(*entry)
-		if !ok || e.src != s || e.state != stOut {
+		if !ok || e.src != s || e.state != out {
 			continue // not ours, or released by Close meanwhile
 		}
 		s.outN--
@@ -32,24 +32,22 @@ func (s *Source) Acknowledge(results []flow.Result) {
 			s.releaseGroupLocked(e, now)
 			s.releaseLocked(e, now)
 		default:
-			s.stats.Failed++
+			s.count.Failed.Add(1)
 			s.releaseGroupLocked(e, now)
 			if s.cfg.DeadLetterQueueURL != "" && errors.Is(r.Err, ErrPermanent) {
-				e.state = stSending
-				e.queuedAt = now
-				s.sends = append(s.sends, e)
+				s.deadLetterLocked(e, now)
 			} else {
 				s.retryLocked(e, now)
 			}
 		}
 	}
 	s.serveLocked()
-	s.mu.Unlock()
+	s.unlock()
 	s.wake()
 }
 
 func (s *Source) deleteLocked(e *entry, now time.Time) {
-	e.state = stDeleting
+	e.to(toDelete)
 	e.queuedAt = now
 	s.dels = append(s.dels, e)
 }
@@ -65,16 +63,14 @@ func (s *Source) deleteBatch(items []batchItem) {
 			QueueUrl: aws.String(s.cfg.QueueURL),
 			Entries:  entries,
 		})
-		s.mu.Lock()
-		s.stats.Requests.DeleteMessageBatch++
-		s.mu.Unlock()
+		s.count.DeleteMessageBatch.Add(1)
 		if err != nil {
 			return nil, err
 		}
 		return out.Failed, nil
 	}, func(it batchItem, f *types.BatchResultErrorEntry, attempt int) bool {
 		if f == nil {
-			s.stats.Deleted++
+			s.count.Deleted.Add(1)
 		} else if s.entryFailedLocked(action, *f, attempt) {
 			return true
 		}

@@ -14,23 +14,21 @@ import (
 // Config.FlushInterval, everything at once when closing.
 func (s *Source) flushLocked(now time.Time) {
 	if s.ctx.Err() != nil {
-		// Close gave up: what is still pending will not be done.
+		// Close gave up: what is still queued will not be done.
 		for _, e := range s.dels {
 			s.finishLocked(e)
 		}
 		for _, e := range s.sends {
 			s.finishLocked(e)
 		}
-		for _, e := range s.vis {
-			e.visQueued = false
-			if !e.visBusy {
-				s.finishLocked(e)
-			}
-		}
 		s.lost += len(s.dels) + len(s.sends)
 		for _, e := range s.vis {
-			if !e.visBusy { // a busy one is counted when its request ends
+			if e.beat == beatQueued {
+				e.beat = beatIdle // an extension not made is no loss
+			}
+			if e.state == toRelease || e.state == toRetry {
 				s.lost++
+				s.finishLocked(e)
 			}
 		}
 		s.dels, s.sends, s.vis = nil, nil, nil
@@ -46,7 +44,7 @@ func (s *Source) flushLocked(now time.Time) {
 		batch := make([]batchItem, k)
 		for i, e := range s.dels[:k] {
 			batch[i] = batchItem{e: e, handle: e.handle}
-			e.delBusy = true
+			e.to(deleting)
 		}
 		clear(s.dels[:k])
 		s.dels = s.dels[k:]
@@ -58,26 +56,27 @@ func (s *Source) flushLocked(now time.Time) {
 	for len(s.sends) > 0 && free() {
 		e := s.sends[0]
 		s.sends = s.sends[1:]
+		e.to(sending)
 		s.batches++
 		s.wg.Add(1)
 		go s.sendDeadLetter(e)
 	}
 
-	// Visibility changes: those of a message with a change in flight wait for it; heartbeats
-	// of messages that have had their outcome meanwhile are dropped.
+	// Visibility changes: those of a message with an extension in flight wait for it;
+	// extensions of messages that have had their outcome meanwhile are dropped.
 	var ready []*entry
 	kept := s.vis[:0]
 	urgent := false
 	for _, e := range s.vis {
 		switch {
-		case e.visKind == visExtend && e.state != stHeld && e.state != stOut:
-			e.visQueued = false
-		case e.visBusy:
+		case e.beat == beatQueued && !e.mine():
+			e.beat = beatIdle
+		case e.beat == beatBusy:
 			kept = append(kept, e)
 		default:
 			kept = append(kept, e)
 			ready = append(ready, e)
-			urgent = urgent || e.visUrgent
+			urgent = urgent || e.state != toRetry
 		}
 	}
 	clear(s.vis[len(kept):])
@@ -93,8 +92,19 @@ func (s *Source) flushLocked(now time.Time) {
 		k := min(maxBatch, len(ready))
 		batch := make([]batchItem, k)
 		for i, e := range ready[:k] {
-			batch[i] = batchItem{e: e, handle: e.handle, kind: e.visKind, to: e.visTo}
-			e.visQueued, e.visBusy = false, true
+			it := batchItem{e: e, handle: e.handle, to: e.hide}
+			switch e.state {
+			case toRelease:
+				it.kind = visRelease
+				e.to(changing)
+			case toRetry:
+				it.kind = visRetry
+				e.to(changing)
+			default:
+				it.kind = visExtend
+				e.beat = beatBusy
+			}
+			batch[i] = it
 			taken[e] = true
 		}
 		ready = ready[k:]
@@ -134,31 +144,29 @@ func (s *Source) retryPause(attempt int) bool {
 
 // batchFailed handles the error of a whole batch request: it tells whether to try again.
 func (s *Source) batchFailed(action, queue string, err error, attempt int) bool {
-	s.mu.Lock()
-	s.stats.Requests.Failed++
+	s.count.FailedRequests.Add(1)
 	if s.ctx.Err() != nil {
-		s.mu.Unlock()
 		return false
 	}
 	kind := classify(err)
 	if kind == ErrQueueNotFound || kind == ErrAccessDenied {
 		// Every later request would fail the same way, and messages that cannot be deleted
 		// would be processed again and again.
+		s.mu.Lock()
 		s.failLocked(&Error{Action: action, Queue: queue, Kind: kind, Err: err})
-		s.mu.Unlock()
+		s.unlock()
 		return false
 	}
 	retry := kind == ErrUnavailable && attempt+1 < batchAttempts
 	s.log.LogAttrs(context.Background(), slog.LevelWarn, action+" failed",
 		slog.Int("attempt", attempt+1), slog.Bool("retrying", retry), slog.Any("err", err))
-	s.mu.Unlock()
 	return retry && s.retryPause(attempt)
 }
 
 func (s *Source) batchDone() {
 	s.mu.Lock()
 	s.batches--
-	s.mu.Unlock()
+	s.unlock()
 	s.wake()
 }
 
@@ -168,11 +176,11 @@ func (s *Source) entryFailedLocked(action string, f types.BatchResultErrorEntry,
 		return true
 	}
 	if f.SenderFault {
-		s.stats.Invalid++
+		s.count.Invalid.Add(1)
 	} else {
-		s.stats.Dropped++
+		s.count.Dropped.Add(1)
 	}
-	s.log.LogAttrs(context.Background(), slog.LevelWarn, action+" refused an entry",
+	s.logLocked(slog.LevelWarn, action+" refused an entry",
 		slog.String("code", aws.ToString(f.Code)), slog.String("message", aws.ToString(f.Message)),
 		slog.Bool("sender_fault", f.SenderFault))
 	return false
@@ -196,7 +204,7 @@ func (s *Source) runBatch(action string, items []batchItem,
 			}
 			s.mu.Lock()
 			s.giveUpLocked(items)
-			s.mu.Unlock()
+			s.unlock()
 			return
 		}
 		byIndex := make(map[int]*types.BatchResultErrorEntry, len(failed))
@@ -214,12 +222,12 @@ func (s *Source) runBatch(action string, items []batchItem,
 				again = append(again, it)
 			}
 		}
-		s.mu.Unlock()
+		s.unlock()
 		items = again
 		if len(items) > 0 && !s.retryPause(attempt) {
 			s.mu.Lock()
 			s.giveUpLocked(items)
-			s.mu.Unlock()
+			s.unlock()
 			return
 		}
 	}
@@ -229,18 +237,15 @@ func (s *Source) runBatch(action string, items []batchItem,
 // their visibility runs out (a heartbeat is simply tried again at the next tick).
 func (s *Source) giveUpLocked(items []batchItem) {
 	for _, it := range items {
-		e := it.e
-		e.visBusy = false
 		if it.kind == visExtend {
+			s.extendedLocked(it)
 			continue
 		}
 		if s.ctx.Err() != nil {
 			s.lost++
 		} else {
-			s.stats.Dropped++
+			s.count.Dropped.Add(1)
 		}
-		if !e.visQueued {
-			s.finishLocked(e)
-		}
+		s.finishLocked(it.e)
 	}
 }

@@ -7,6 +7,13 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
+// deadLetterLocked queues e, which failed for good, for the dead-letter queue.
+func (s *Source) deadLetterLocked(e *entry, now time.Time) {
+	e.to(toSend)
+	e.queuedAt = now
+	s.sends = append(s.sends, e)
+}
+
 // sendDeadLetter sends a message that failed for good to the dead-letter queue, then has it
 // deleted. If it cannot be sent, it is retried like any failed message.
 func (s *Source) sendDeadLetter(e *entry) {
@@ -19,18 +26,10 @@ func (s *Source) sendDeadLetter(e *entry) {
 	if len(e.msg.MessageAttributes) > 0 {
 		in.MessageAttributes = e.msg.MessageAttributes
 	}
-	if s.fifo {
-		in.MessageGroupId = aws.String(e.msg.GroupID)
-		if e.msg.GroupID == "" {
-			in.MessageGroupId = aws.String(e.msg.ID)
-		}
-		in.MessageDeduplicationId = aws.String(e.msg.ID)
-	}
+	s.fifoDeadLetter(in, e.msg)
 	for attempt := 0; ; attempt++ {
 		_, err := s.client.SendMessage(s.ctx, in)
-		s.mu.Lock()
-		s.stats.Requests.SendMessage++
-		s.mu.Unlock()
+		s.count.SendMessage.Add(1)
 		if err == nil {
 			break
 		}
@@ -44,11 +43,11 @@ func (s *Source) sendDeadLetter(e *entry) {
 		} else {
 			s.retryLocked(e, time.Now())
 		}
-		s.mu.Unlock()
+		s.unlock()
 		return
 	}
 	s.mu.Lock()
-	s.stats.DeadLettered++
+	s.count.DeadLettered.Add(1)
 	s.deleteLocked(e, time.Now())
-	s.mu.Unlock()
+	s.unlock()
 }

@@ -1,7 +1,6 @@
 package sqs
 
 import (
-	"context"
 	"log/slog"
 	"strconv"
 
@@ -34,11 +33,11 @@ func (s *Source) checkDrain(seen int64) {
 	})
 	s.mu.Lock()
 	defer s.wake()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.checking = false
-	s.stats.Requests.GetQueueAttributes++
+	s.count.GetQueueAttributes.Add(1)
 	if err != nil {
-		s.stats.Requests.Failed++
+		s.count.FailedRequests.Add(1)
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -46,7 +45,7 @@ func (s *Source) checkDrain(seen int64) {
 			s.failLocked(&Error{Action: "GetQueueAttributes", Queue: s.cfg.QueueURL, Kind: kind, Err: err})
 			return
 		}
-		s.log.LogAttrs(context.Background(), slog.LevelWarn, "drain check failed", slog.Any("err", err))
+		s.logLocked(slog.LevelWarn, "drain check failed", slog.Any("err", err))
 		return
 	}
 	for _, a := range drainAttributes {
@@ -65,7 +64,7 @@ func (s *Source) checkDrain(seen int64) {
 func (s *Source) settleDrainLocked() {
 	if s.drained && !s.eof && len(s.polls) == 0 && len(s.byID) == 0 {
 		s.eof = true
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "queue drained")
+		s.logLocked(slog.LevelInfo, "queue drained")
 		s.serveLocked()
 	}
 }

@@ -30,9 +30,11 @@ type fakeSQS struct {
 	receiveErr    func(n int) error    // error for the nth receive (from 1), before it acts
 	deleteErr     func(n int) error    // error for the nth delete batch
 	changeErr     func(n int) error    // error for the nth visibility batch
+	sendErr       func(n int) error    // error for the nth SendMessage
 	entryFault    func(id string) bool // fail this entry of a delete or visibility batch (server side)
 	maxPerReceive int                  // if positive, the most messages one receive returns
 	blockBatch    chan struct{}        // if not nil, batch requests wait for it to close or their ctx
+	blocked       int                  // batch requests waiting for blockBatch
 
 	nextID int
 }
@@ -301,6 +303,14 @@ func (f *fakeSQS) waitBatch(ctx context.Context) error {
 	if b == nil {
 		return nil
 	}
+	f.mu.Lock()
+	f.blocked++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.blocked--
+		f.mu.Unlock()
+	}()
 	select {
 	case <-b:
 		return nil
@@ -407,7 +417,15 @@ func (f *fakeSQS) ChangeMessageVisibilityBatch(ctx context.Context, in *awssqs.C
 func (f *fakeSQS) SendMessage(ctx context.Context, in *awssqs.SendMessageInput, _ ...func(*awssqs.Options)) (*awssqs.SendMessageOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record(fakeCall{Action: "SendMessage", At: time.Now(), Queue: aws.ToString(in.QueueUrl), Body: aws.ToString(in.MessageBody), Send: in})
+	c := fakeCall{Action: "SendMessage", At: time.Now(), Queue: aws.ToString(in.QueueUrl), Body: aws.ToString(in.MessageBody), Send: in}
+	if f.sendErr != nil {
+		if err := f.sendErr(f.countLocked(c.Action) + 1); err != nil {
+			c.Err = err
+			f.record(c)
+			return nil, err
+		}
+	}
+	f.record(c)
 	q, err := f.queue(in.QueueUrl)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -35,29 +34,30 @@ func (s *Source) Receive(ctx context.Context, n int) ([]flow.Message[Message], e
 	s.mu.Lock()
 	switch {
 	case s.closing:
-		s.mu.Unlock()
+		s.unlock()
 		return nil, ErrClosed
 	case s.err != nil:
-		s.mu.Unlock()
+		s.unlock()
 		return nil, s.err
 	case len(s.ready) > 0:
 		msgs := s.takeLocked(n)
-		s.mu.Unlock()
+		s.unlock()
 		return msgs, nil
 	case s.eof:
-		s.mu.Unlock()
+		s.unlock()
 		return nil, io.EOF
 	case ctx.Err() != nil:
-		s.mu.Unlock()
+		s.unlock()
 		return nil, ctx.Err()
 	}
 	w := &waiter{n: n, c: make(chan struct{})}
 	s.waiters = append(s.waiters, w)
 	s.demand += n
+	demand := s.demand
+	s.unlock()
 	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.LogAttrs(ctx, slog.LevelDebug, "handling demand of "+strconv.Itoa(n), slog.Int("demand", s.demand))
+		s.log.LogAttrs(ctx, slog.LevelDebug, "handling demand of "+strconv.Itoa(n), slog.Int("demand", demand))
 	}
-	s.mu.Unlock()
 	s.wake()
 
 	select {
@@ -73,11 +73,11 @@ func (s *Source) Receive(ctx context.Context, n int) ([]flow.Message[Message], e
 					cancel()
 				}
 			}
-			s.mu.Unlock()
+			s.unlock()
 			s.wake()
 			return nil, ctx.Err()
 		}
-		s.mu.Unlock()
+		s.unlock()
 	}
 	return w.msgs, w.err
 }
@@ -97,7 +97,7 @@ func (s *Source) takeLocked(n int) []flow.Message[Message] {
 	k := min(n, len(s.ready))
 	msgs := make([]flow.Message[Message], k)
 	for i, e := range s.ready[:k] {
-		e.state = stOut
+		e.to(out)
 		msgs[i] = flow.Message[Message]{Data: e.msg, Acker: s, Token: e}
 	}
 	clear(s.ready[:k])
@@ -188,50 +188,41 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 		MessageAttributeNames:       []string{"All"},
 	}
-	if s.fifo {
-		// The SDK retries a request whose answer was lost with the same input: with an
-		// attempt id, SQS then hands back the same messages instead of keeping them (and
-		// their groups) hidden until their visibility runs out.
-		in.ReceiveRequestAttemptId = aws.String(strconv.FormatUint(rand.Uint64(), 36))
-	}
+	s.fifoReceive(in)
 	out, err := s.client.ReceiveMessage(ctx, in)
 	now := time.Now()
 
 	s.mu.Lock()
 	defer s.wake()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	aborted := ctx.Err() != nil
 	s.polls[id]()
 	delete(s.polls, id)
 	s.reserved -= k
-	s.stats.Requests.ReceiveMessage++
+	s.count.ReceiveMessage.Add(1)
 	if err != nil {
 		if aborted {
 			s.settleDrainLocked()
 			return // aborted by us: not a failure of SQS
 		}
-		s.stats.Requests.Failed++
+		s.count.FailedRequests.Add(1)
 		if kind := classify(err); kind != ErrUnavailable {
 			s.failLocked(&Error{Action: "ReceiveMessage", Queue: s.cfg.QueueURL, Kind: kind, Err: err})
 			return
 		}
 		s.backoffLocked(now)
-		s.log.LogAttrs(context.Background(), slog.LevelWarn, "receive failed, retrying",
-			slog.Int("in_a_row", s.fails), slog.Any("err", err))
+		s.logLocked(slog.LevelWarn, "receive failed, retrying", slog.Int("in_a_row", s.fails), slog.Any("err", err))
 		s.settleDrainLocked()
 		return
 	}
 	if len(out.Messages) == 0 {
-		s.stats.EmptyReceives++
+		s.count.EmptyReceives.Add(1)
 		s.backoffLocked(now)
 		s.checkDrainLocked()
 		s.settleDrainLocked()
 		return
 	}
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "received "+strconv.Itoa(len(out.Messages)),
-			slog.Int("asked", k), slog.Int("demand", s.demand))
-	}
+	s.logLocked(slog.LevelDebug, "received "+strconv.Itoa(len(out.Messages)), slog.Int("asked", k), slog.Int("demand", s.demand))
 	fresh := 0
 	for _, m := range out.Messages {
 		if s.addLocked(m, now) {
@@ -258,31 +249,24 @@ func (s *Source) backoffLocked(now time.Time) {
 func (s *Source) addLocked(m types.Message, now time.Time) bool {
 	msg := newMessage(m)
 	handle := aws.ToString(m.ReceiptHandle)
-	if old := s.byID[msg.ID]; old != nil && (old.state == stHeld || old.state == stOut || !old.visBusy && !old.delBusy) {
+	if old := s.byID[msg.ID]; old != nil && (old.mine() || !old.busy()) {
 		// Its visibility ran out while we held it. SQS wants the newest receipt handle,
 		// and the message must not be handed out twice. (Once a delete or change with
 		// the old handle is on its way, it is too late: the copy is a new delivery.)
 		old.handle = handle
 		old.expires = now.Add(s.cfg.VisibilityTimeout)
-		s.stats.Redelivered++
+		s.count.Redelivered.Add(1)
 		return false
 	}
-	s.stats.Received++
+	s.count.Received.Add(1)
 	e := &entry{src: s, msg: msg, handle: handle, receivedAt: now, expires: now.Add(s.cfg.VisibilityTimeout)}
 	s.byID[msg.ID] = e
 	if s.closing || s.err != nil {
 		s.releaseLocked(e, now)
 		return true
 	}
-	if s.fifo && msg.GroupID != "" {
-		if g := s.groups[msg.GroupID]; g != nil {
-			e.group = g
-			g.held = append(g.held, e)
-			return true
-		}
-		e.group = &group{id: msg.GroupID}
-		s.groups[msg.GroupID] = e.group
+	if !s.joinGroupLocked(e) {
+		s.ready = append(s.ready, e)
 	}
-	s.ready = append(s.ready, e)
 	return true
 }

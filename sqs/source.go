@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -77,7 +78,12 @@ type Source struct {
 	done chan struct{} // closed when the owner loop and every request have ended
 	wg   sync.WaitGroup
 
+	count counters // not guarded by mu
+
+	// mu guards what follows, and the entries' fields. Log lines made while it is held wait
+	// in logs until unlock lets go of it.
 	mu       sync.Mutex
+	logs     []slog.Record
 	waiters  []*waiter
 	demand   int // sum of the waiters' n
 	reserved int // sum of MaxNumberOfMessages of the receives in flight
@@ -85,14 +91,14 @@ type Source struct {
 	pollID   int
 	fails    int       // empty or failed receives in a row
 	after    time.Time // no receive starts before
-	ready    []*entry  // received, to be handed out in this order
+	ready    []*entry  // held, to be handed out in this order
 	groups   map[string]*group
 	byID     map[string]*entry // every message the source holds, whatever its state
-	outN     int
-	dels     []*entry
-	vis      []*entry
-	sends    []*entry
-	batches  int // delete, visibility and send requests in flight
+	outN     int               // messages in state out
+	dels     []*entry          // toDelete, oldest first
+	vis      []*entry          // toRelease, toRetry, and those whose extension is queued
+	sends    []*entry          // toSend
+	batches  int               // delete, visibility and send requests in flight
 	err      error
 	closing  bool
 	checking bool  // a drain check is in flight
@@ -100,7 +106,15 @@ type Source struct {
 	eof      bool  // drained, and nothing left: Receive returns io.EOF
 	seen     int64 // receives that returned messages, to tell a drain check that something came
 	lost     int   // deletes and visibility changes not made because Close gave up
-	stats    Stats
+}
+
+// counters are the source's statistics, counted without the lock: see [Stats].
+type counters struct {
+	ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch atomic.Int64
+	SendMessage, GetQueueAttributes, FailedRequests                  atomic.Int64
+
+	Received, EmptyReceives, Deleted, Released, Failed, Extended atomic.Int64
+	DeadLettered, Redelivered, Invalid, Dropped                  atomic.Int64
 }
 
 // New returns a source that receives from cfg.QueueURL with client, and starts its owner loop.
@@ -149,12 +163,10 @@ func (s *Source) Check(ctx context.Context) error {
 			QueueUrl:       aws.String(q),
 			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
 		})
-		s.mu.Lock()
-		s.stats.Requests.GetQueueAttributes++
+		s.count.GetQueueAttributes.Add(1)
 		if err != nil {
-			s.stats.Requests.Failed++
+			s.count.FailedRequests.Add(1)
 		}
-		s.mu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("sqs: check %s: %w", q, ctx.Err())
@@ -167,12 +179,32 @@ func (s *Source) Check(ctx context.Context) error {
 
 // Stats returns a snapshot of the source's counters.
 func (s *Source) Stats() Stats {
+	c := &s.count
+	st := Stats{
+		Requests: Requests{
+			ReceiveMessage:               c.ReceiveMessage.Load(),
+			DeleteMessageBatch:           c.DeleteMessageBatch.Load(),
+			ChangeMessageVisibilityBatch: c.ChangeMessageVisibilityBatch.Load(),
+			SendMessage:                  c.SendMessage.Load(),
+			GetQueueAttributes:           c.GetQueueAttributes.Load(),
+			Failed:                       c.FailedRequests.Load(),
+		},
+		Received:      c.Received.Load(),
+		EmptyReceives: c.EmptyReceives.Load(),
+		Deleted:       c.Deleted.Load(),
+		Released:      c.Released.Load(),
+		Failed:        c.Failed.Load(),
+		Extended:      c.Extended.Load(),
+		DeadLettered:  c.DeadLettered.Load(),
+		Redelivered:   c.Redelivered.Load(),
+		Invalid:       c.Invalid.Load(),
+		Dropped:       c.Dropped.Load(),
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stats
 	st.InFlight = s.outN
 	for _, e := range s.byID {
-		if e.state == stHeld {
+		if e.state == held {
 			st.Held++
 		}
 	}
@@ -192,27 +224,19 @@ func (s *Source) Close(ctx context.Context) error {
 		s.closing = true
 		s.pollCancel()
 		for _, e := range s.ready {
-			e.group = nil
 			s.releaseLocked(e, now)
 		}
 		s.ready = nil
-		for _, g := range s.groups {
-			for _, h := range g.held {
-				h.group = nil
-				s.releaseLocked(h, now)
-			}
-		}
-		clear(s.groups)
+		s.releaseGroupsLocked(now)
 		for _, e := range s.byID {
-			if e.state == stOut {
+			if e.state == out {
 				s.outN--
-				e.group = nil
 				s.releaseLocked(e, now)
 			}
 		}
 		s.serveLocked()
 	}
-	s.mu.Unlock()
+	s.unlock()
 	s.wake()
 
 	var err error
@@ -258,20 +282,20 @@ func (s *Source) run() {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	beat := false
+	ticked := false
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		if beat && !s.closing {
+		if ticked && !s.closing {
 			s.heartbeatLocked(now)
 		}
-		beat = false
+		ticked = false
 		s.startPollsLocked(now)
 		s.flushLocked(now)
 		finished := s.closing && len(s.polls) == 0 && s.batches == 0 && !s.checking &&
 			len(s.dels) == 0 && len(s.vis) == 0 && len(s.sends) == 0
 		next := s.nextWakeLocked(now)
-		s.mu.Unlock()
+		s.unlock()
 		if finished {
 			s.wg.Wait()
 			return
@@ -285,7 +309,7 @@ func (s *Source) run() {
 		case <-s.kick:
 		case <-timer.C:
 		case <-tick:
-			beat = true
+			ticked = true
 		}
 	}
 }
@@ -308,7 +332,7 @@ func (s *Source) nextWakeLocked(now time.Time) time.Time {
 		earliest(s.dels[0].queuedAt.Add(s.cfg.FlushInterval))
 	}
 	for _, e := range s.vis {
-		if !e.visBusy {
+		if e.beat != beatBusy {
 			earliest(e.queuedAt.Add(s.cfg.FlushInterval))
 			break
 		}
@@ -322,7 +346,28 @@ func (s *Source) failLocked(err error) {
 		return
 	}
 	s.err = err
-	s.log.LogAttrs(context.Background(), slog.LevelError, "source stopped", slog.Any("err", err))
+	s.logLocked(slog.LevelError, "source stopped", slog.Any("err", err))
 	s.pollCancel()
 	s.serveLocked()
+}
+
+// logLocked makes a log line, to be written once the lock is let go: a slow log handler must
+// not hold up the source.
+func (s *Source) logLocked(level slog.Level, msg string, attrs ...slog.Attr) {
+	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	s.logs = append(s.logs, r)
+}
+
+// unlock lets go of the lock, then writes the log lines made while it was held.
+func (s *Source) unlock() {
+	logs := s.logs
+	s.logs = nil
+	s.mu.Unlock()
+	for _, r := range logs {
+		_ = s.log.Handler().Handle(context.Background(), r)
+	}
 }

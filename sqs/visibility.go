@@ -17,22 +17,27 @@ const (
 	visRetry                      // failed: visible after the retry delay
 )
 
+// releaseLocked queues e to be made visible at once: it is unfinished.
 func (s *Source) releaseLocked(e *entry, now time.Time) {
-	e.state = stChanging
-	s.queueVisLocked(e, visRelease, 0, true, now)
+	s.changeLocked(e, toRelease, 0, now)
 }
 
+// retryLocked queues e to be made visible after the retry delay: it failed.
 func (s *Source) retryLocked(e *entry, now time.Time) {
-	e.state = stChanging
-	s.queueVisLocked(e, visRetry, s.cfg.Retry.Delay(max(e.msg.ReceiveCount, 1)), false, now)
+	s.changeLocked(e, toRetry, s.cfg.Retry.Delay(max(e.msg.ReceiveCount, 1)), now)
 }
 
-// queueVisLocked asks for a visibility change of e, replacing one that has not been sent yet.
-// One that is in flight is let finish first, so that the last one asked for is the last made.
-func (s *Source) queueVisLocked(e *entry, kind visKind, to time.Duration, urgent bool, now time.Time) {
-	e.visKind, e.visTo, e.visUrgent = kind, to, urgent
-	if !e.visQueued {
-		e.visQueued = true
+// changeLocked moves e to next (toRelease or toRetry) and queues the visibility change. An
+// extension of e still queued is replaced, keeping its place; one in flight is let finish
+// first, so that the last change asked for is the last made.
+func (s *Source) changeLocked(e *entry, next state, hide time.Duration, now time.Time) {
+	queued := e.inVis()
+	e.to(next)
+	e.hide = hide
+	if e.beat == beatQueued {
+		e.beat = beatIdle
+	}
+	if !queued {
 		e.queuedAt = now
 		s.vis = append(s.vis, e)
 	}
@@ -43,21 +48,31 @@ func (s *Source) queueVisLocked(e *entry, kind visKind, to time.Duration, urgent
 func (s *Source) heartbeatLocked(now time.Time) {
 	vt := s.cfg.VisibilityTimeout
 	for _, e := range s.byID {
-		if (e.state != stHeld && e.state != stOut) || e.noExtend || e.visQueued || e.visBusy {
+		if !e.mine() || e.beat != beatIdle {
 			continue
 		}
 		if now.Before(e.expires.Add(-vt * 2 / 3)) {
 			continue
 		}
+		// The last extension is shorter: a message cannot be kept past MaxExtension.
 		to := min(vt, e.receivedAt.Add(s.cfg.MaxExtension).Sub(now))
-		if to < vt {
-			// The last one: a message cannot be kept past MaxExtension.
-			e.noExtend = true
-		}
 		if to <= 0 {
+			e.beat = beatOff
 			continue
 		}
-		s.queueVisLocked(e, visExtend, to, true, now)
+		e.beat = beatQueued
+		e.hide = to
+		e.queuedAt = now
+		s.vis = append(s.vis, e)
+	}
+}
+
+// extendedLocked ends the extension it of a message, made or given up: the heartbeat goes on
+// unless it was the last one.
+func (s *Source) extendedLocked(it batchItem) {
+	it.e.beat = beatIdle
+	if it.to < s.cfg.VisibilityTimeout {
+		it.e.beat = beatOff
 	}
 }
 
@@ -82,9 +97,7 @@ func (s *Source) changeBatch(items []batchItem) {
 			QueueUrl: aws.String(s.cfg.QueueURL),
 			Entries:  entries,
 		})
-		s.mu.Lock()
-		s.stats.Requests.ChangeMessageVisibilityBatch++
-		s.mu.Unlock()
+		s.count.ChangeMessageVisibilityBatch.Add(1)
 		if err != nil {
 			return nil, err
 		}
@@ -100,23 +113,22 @@ func (s *Source) changeBatch(items []batchItem) {
 			}
 			// The handle is stale or the message no longer in flight: nothing more can be
 			// done with it by this source.
-			e.visBusy = false
 			if it.kind == visExtend {
-				e.noExtend = true
-			} else if !e.visQueued {
+				e.beat = beatOff
+			} else {
 				s.finishLocked(e)
 			}
 			return false
 		}
-		e.visBusy = false
 		switch it.kind {
 		case visExtend:
-			s.stats.Extended++
-			if e.state == stHeld || e.state == stOut {
+			s.count.Extended.Add(1)
+			s.extendedLocked(it)
+			if e.mine() {
 				e.expires = sent.Add(it.to)
 			}
 		case visRelease:
-			s.stats.Released++
+			s.count.Released.Add(1)
 			s.finishLocked(e)
 		case visRetry:
 			s.finishLocked(e)
