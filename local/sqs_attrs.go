@@ -64,7 +64,7 @@ func defaultAttrs(fifo bool) map[string]string {
 	raw := map[string]string{
 		"VisibilityTimeout":             "30",
 		"DelaySeconds":                  "0",
-		"MaximumMessageSize":            "262144",
+		"MaximumMessageSize":            "1048576",
 		"MessageRetentionPeriod":        "345600",
 		"ReceiveMessageWaitTimeSeconds": "0",
 		"SqsManagedSseEnabled":          "true",
