@@ -92,9 +92,51 @@ func (s *s3Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.change(w, r, bucket, key, completeUpload)
 	case key != "" && r.Method == http.MethodDelete && q.Get("uploadId") == "" && !subresource(q):
 		s.change(w, r, bucket, key, deleteObject)
+	case key != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !q.Has("uploadId") &&
+		(r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != ""):
+		if !s.preconditionFailed(w, r, bucket, key) {
+			s.fake.ServeHTTP(w, r)
+		}
 	default:
 		s.fake.ServeHTTP(w, r)
 	}
+}
+
+// preconditionFailed answers 412 PreconditionFailed to a GET or HEAD whose
+// If-Match or If-Unmodified-Since does not hold, which gofakes3 leaves
+// unchecked. As in S3, the condition is checked before the range, and
+// If-Match, when present, decides alone.
+func (s *s3Service) preconditionFailed(w http.ResponseWriter, r *http.Request, bucket, key string) bool {
+	var obj *gofakes3.Object
+	var err error
+	if v := r.URL.Query().Get("versionId"); v != "" && v != "null" {
+		obj, err = s.backend.HeadObjectVersion(bucket, key, gofakes3.VersionID(v))
+	} else {
+		obj, err = s.backend.HeadObject(bucket, key)
+	}
+	if err != nil {
+		return false // gofakes3 answers for a missing bucket, key or version
+	}
+	_ = obj.Contents.Close()
+	ok := true
+	if m := r.Header.Get("If-Match"); m != "" {
+		etag := gofakes3.FormatETag(obj.Hash)
+		ok = false
+		for _, want := range strings.Split(m, ",") {
+			want = strings.TrimSpace(want)
+			if want == "*" || want == etag || `"`+want+`"` == etag {
+				ok = true
+			}
+		}
+	} else if since, err := http.ParseTime(r.Header.Get("If-Unmodified-Since")); err == nil {
+		if mod, err := http.ParseTime(obj.Metadata["Last-Modified"]); err == nil && mod.After(since) {
+			ok = false
+		}
+	}
+	if !ok {
+		writeS3Error(w, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold", "")
+	}
+	return !ok
 }
 
 // subresource reports whether the query names a subresource of an object
@@ -166,20 +208,16 @@ func (s *s3Service) events(bucket, key string, c change, byVersion bool, reqBody
 		switch c {
 		case putObject:
 			ev.name = "ObjectCreated:Put"
-			ev.etag = rec.Header().Get("ETag")
 		case copyObject:
 			ev.name = "ObjectCreated:Copy"
-			var res gofakes3.CopyObjectResult
-			_ = xml.Unmarshal(rec.body.Bytes(), &res)
-			ev.etag = res.ETag
 			ev.versionID = "" // gofakes3 answers with the source's version
 		case completeUpload:
 			ev.name = "ObjectCreated:CompleteMultipartUpload"
-			var res gofakes3.CompleteMultipartUploadResult
-			_ = xml.Unmarshal(rec.body.Bytes(), &res)
-			ev.etag = res.ETag
 		}
-		ev.etag = strings.Trim(ev.etag, `"`)
+		// The ETag is the one GET and HEAD report, so that a reader can
+		// fetch the object with If-Match. (gofakes3 answers a multipart
+		// completion with S3's "-N" ETag but reports the MD5 of the whole
+		// object afterwards.)
 		var obj *gofakes3.Object
 		var err error
 		if ev.versionID != "" {
@@ -193,9 +231,7 @@ func (s *s3Service) events(bucket, key string, c change, byVersion bool, reqBody
 			if ev.versionID == "" {
 				ev.versionID = string(obj.VersionID)
 			}
-			if ev.etag == "" {
-				ev.etag = strings.Trim(gofakes3.FormatETag(obj.Hash), `"`)
-			}
+			ev.etag = strings.Trim(gofakes3.FormatETag(obj.Hash), `"`)
 		}
 		return []objectEvent{ev}
 	case deleteObject:

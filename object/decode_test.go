@@ -14,9 +14,11 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
+
+	"github.com/palleto/palleto/internal/awstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(awstest.Main(m)) }
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()

@@ -12,25 +12,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
 )
 
-// motoS3 starts moto_server for the test and returns a path-style client
-// whose idle connections are closed before the server stops, so that no
-// connection goroutine outlives the test.
-func motoS3(t *testing.T) *s3.Client {
-	srv := moto.StartT(t)
+// s3Client returns a path-style client of the backend whose idle
+// connections are closed before the server stops, so that no connection
+// goroutine outlives the test.
+func s3Client(t *testing.T, b awstest.Backend) *s3.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
-	return s3.NewFromConfig(srv.AWSConfig(), func(o *s3.Options) {
+	return s3.NewFromConfig(b.Config(""), func(o *s3.Options) {
 		o.UsePathStyle = true
 		o.HTTPClient = &http.Client{Transport: tr}
 	})
 }
 
-func TestMoto(t *testing.T) {
+// TestS3 reads objects from the embedded S3 and from moto.
+func TestS3(t *testing.T) {
+	awstest.Each(t, testS3)
+}
+
+func testS3(t *testing.T, b awstest.Backend) {
 	ctx := t.Context()
-	c := motoS3(t)
+	c := s3Client(t, b)
 	const bucket = "palleto-object"
 	if err := moto.CreateBucket(ctx, c, bucket); err != nil {
 		t.Fatal(err)
@@ -139,7 +144,7 @@ func TestMoto(t *testing.T) {
 		}
 	})
 
-	// The body is cut once; the rest comes from moto through a ranged,
+	// The body is cut once; the rest comes from the server through a ranged,
 	// conditional request.
 	t.Run("resume", func(t *testing.T) {
 		src := fixture(t, "lines.gz")
