@@ -91,15 +91,20 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	// The output directory is made only once the queue is known to be there, so that a run
 	// refused at start-up leaves nothing behind.
 	out, err := output.NewWriter(cfg.Out)
-	if err != nil {
+	switch {
+	case errors.Is(err, output.ErrInUse):
+		return Summary{}, &ConfigError{"out", cfg.Out + " is in use by another palleto run"}
+	case err != nil:
 		return Summary{}, &ConfigError{"out", err.Error()}
 	}
-	defer out.Close()
-	unlock, err := lockOut(cfg.Out, log)
-	if err != nil {
-		return Summary{}, &ConfigError{"out", err.Error()}
+	defer func() {
+		if cerr := out.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing --out: %w", cerr))
+		}
+	}()
+	if uerr := out.Unlocked(); uerr != nil {
+		log.Warn("cannot lock the output directory: make sure no other run uses it", "dir", cfg.Out, "err", uerr)
 	}
-	defer unlock()
 	stopSweep := sweep(out, log)
 	defer stopSweep()
 

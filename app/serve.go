@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -26,7 +27,7 @@ import (
 // gets SIGTERM, and SIGKILL KillDelay later); jobs that did not finish stay queued. It returns
 // nil after such a shutdown. Problems of configuration, the address or the data directory are
 // returned as *ConfigError before anything runs.
-func Serve(ctx context.Context, cfg ServeConfig) error {
+func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -47,8 +48,8 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 			return &ConfigError{"data-dir", err.Error()}
 		}
 		defer func() {
-			if err := q.Close(); err != nil {
-				cfg.Logger.Error("closing the queue", "err", err)
+			if cerr := q.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("closing the queue: %w", cerr))
 			}
 		}()
 		p.src = queueSource(q, cfg)
@@ -70,8 +71,8 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		return &ConfigError{"queue-url", err.Error()}
 	}
 	defer func() {
-		if err := closeSource(ctx, src); err != nil {
-			cfg.Logger.Error("closing the SQS source", "err", err)
+		if cerr := closeSource(ctx, src); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the SQS source: %w", cerr))
 		}
 	}()
 	if err := checkQueue(ctx, src, cfg.QueueURL); err != nil {

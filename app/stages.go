@@ -119,23 +119,34 @@ func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
 		}
 		f.mem = buf.Bytes()
 	} else {
-		file, err := os.CreateTemp(s.spoolDir, "palleto-spool-*")
-		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
+		if f.file, err = spool(s.spoolDir, body); err != nil {
+			return nil, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
 		}
-		os.Remove(file.Name()) // the open file stays readable; its space is freed on close
-		if _, err := io.Copy(file, body); err != nil {
-			file.Close()
-			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, err)
-		}
-		if _, err := file.Seek(0, io.SeekStart); err != nil {
-			file.Close()
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		f.file = file
 	}
 	s.log.Debug("downloaded", "bucket", o.Bucket, "key", o.Key, "size", info.Size)
 	return []*fetched{f}, nil
+}
+
+// spool copies body into an unlinked temporary file in dir and returns it, read from the
+// start.
+func spool(dir string, body io.Reader) (_ *os.File, err error) {
+	file, err := os.CreateTemp(dir, "palleto-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	os.Remove(file.Name()) // the open file stays readable; its space is freed on close
+	defer func() {
+		if err != nil {
+			file.Close()
+		}
+	}()
+	if _, err := io.Copy(file, body); err != nil {
+		return nil, fmt.Errorf("download: %w", err)
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return file, nil
 }
 
 // analyse decompresses and counts a spooled object. A corrupt object is a failure: no

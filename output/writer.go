@@ -24,6 +24,8 @@ var (
 	ErrCollision = errors.New("output: result file holds another key")
 	// ErrInvalid means a file is not a result: it cannot be parsed, or lacks a field.
 	ErrInvalid = errors.New("output: not a result file")
+	// ErrInUse means another Writer, in this process or another, holds the directory.
+	ErrInUse = errors.New("output: directory in use by another writer")
 )
 
 // Result is what is recorded for one processed S3 object. The JSON field names are a
@@ -70,10 +72,17 @@ func (o Outcome) String() string {
 }
 
 // Writer writes results under one directory. It is safe for concurrent use.
+//
+// A Writer holds its directory alone: the checks of a result file (sequencer, duplicate) and
+// its rename are made safe against each other by the Writer's own locks, so NewWriter takes
+// an exclusive lock on the directory, and a second Writer on it, in this process or another,
+// is refused with ErrInUse until Close.
 type Writer struct {
-	dir  string
-	abs  string // key of the lock table, shared by all Writers on one directory
-	root *os.Root
+	dir      string
+	root     *os.Root
+	lockFile *os.File // the directory, open for its lock
+	lockErr  error    // why the directory could not be locked, where the file system cannot
+	paths    pathLocks
 
 	// life is held for reading by writes and for writing by Close, so that Close waits for
 	// the writes before it closes the directories they use. It guards closed.
@@ -86,21 +95,34 @@ type Writer struct {
 	fail func(step string) error
 }
 
-// NewWriter returns a Writer for dir, creating the directory if needed. Close releases it.
+// NewWriter returns a Writer for dir, creating the directory if needed, and locks it (see
+// [Writer]): a directory held by another Writer is an error that wraps ErrInUse. Close
+// releases it.
 func NewWriter(dir string) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	abs, err := filepath.Abs(dir)
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("output: %w", err)
+	}
+	lockErr := lockDir(d)
+	if errors.Is(lockErr, ErrInUse) {
+		d.Close()
+		return nil, fmt.Errorf("%w: %s", ErrInUse, dir)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
+		d.Close()
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	return &Writer{dir: dir, abs: abs, root: root, dirs: map[string]*resultDir{}}, nil
+	return &Writer{dir: dir, root: root, lockFile: d, lockErr: lockErr, dirs: map[string]*resultDir{}}, nil
 }
+
+// Unlocked reports why the directory could not be locked (some network file systems cannot),
+// or nil when the Writer holds its lock. An unlocked Writer works, but nothing keeps another
+// one off its directory.
+func (w *Writer) Unlocked() error { return w.lockErr }
 
 // Close releases the directory. Writes after Close fail.
 func (w *Writer) Close() error {
@@ -115,7 +137,7 @@ func (w *Writer) Close() error {
 		errs = append(errs, d.close())
 	}
 	w.dirs = nil
-	errs = append(errs, w.root.Close())
+	errs = append(errs, w.root.Close(), w.lockFile.Close())
 	return errors.Join(errs...)
 }
 
@@ -148,7 +170,7 @@ func (w *Writer) Write(r Result) (string, Outcome, error) {
 	if w.closed {
 		return p, 0, fmt.Errorf("output: %s: %w", p, os.ErrClosed)
 	}
-	unlock := lockPath(w.abs + "\x00" + rel)
+	unlock := w.paths.lock(rel)
 	defer unlock()
 
 	dirRel, name := path.Split(rel)
@@ -240,7 +262,7 @@ func (w *Writer) mkdirs(dirRel string) error {
 }
 
 func (w *Writer) mkdir(parent, dir string) error {
-	unlock := lockPath(w.abs + "\x00" + dir + "/")
+	unlock := w.paths.lock(dir + "/")
 	defer unlock()
 	err := w.root.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
@@ -396,39 +418,42 @@ func decode(data []byte) (Result, error) {
 	}, nil
 }
 
-// locks serialises the check and rename of one result file. It is shared by all Writers so
-// that two Writers on one directory do not race.
-var locks = struct {
-	sync.Mutex
-	m map[string]*pathLock
-}{m: make(map[string]*pathLock)}
+// pathLocks serialises the check and rename of one result file, and the making of one
+// directory, within a Writer.
+type pathLocks struct {
+	mu sync.Mutex
+	m  map[string]*pathLock
+}
 
 // pathLock is a channel, not a mutex, so that a writer waiting for it is durably blocked in
 // the sense of testing/synctest, which is how the tests see the wait.
 type pathLock struct {
 	ch   chan struct{}
-	refs int // guarded by locks.Mutex
+	refs int // guarded by pathLocks.mu
 }
 
-func lockPath(key string) (unlock func()) {
-	locks.Lock()
-	l := locks.m[key]
+func (t *pathLocks) lock(key string) (unlock func()) {
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = make(map[string]*pathLock)
+	}
+	l := t.m[key]
 	if l == nil {
 		l = &pathLock{ch: make(chan struct{}, 1)}
-		locks.m[key] = l
+		t.m[key] = l
 	}
 	l.refs++
-	locks.Unlock()
+	t.mu.Unlock()
 
 	l.ch <- struct{}{}
 	return func() {
 		<-l.ch
-		locks.Lock()
+		t.mu.Lock()
 		l.refs--
 		if l.refs == 0 {
-			delete(locks.m, key)
+			delete(t.m, key)
 		}
-		locks.Unlock()
+		t.mu.Unlock()
 	}
 }
 

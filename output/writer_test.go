@@ -367,15 +367,35 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-// TestConcurrentSameKey races writers of a few keys, with events delivered out of order and
-// twice, through two Writers on one directory: the newest event's result is what remains.
-func TestConcurrentSameKey(t *testing.T) {
+// TestSecondWriterRefused: a Writer holds its directory alone until Close.
+func TestSecondWriterRefused(t *testing.T) {
 	w1 := newWriter(t)
+	if err := w1.Unlocked(); err != nil {
+		t.Fatalf("Unlocked() = %v on a local file system, want nil", err)
+	}
 	w2, err := NewWriter(w1.Dir())
-	if err != nil {
+	if !errors.Is(err, ErrInUse) {
+		if w2 != nil {
+			w2.Close()
+		}
+		t.Fatalf("second NewWriter on %s: %v, want ErrInUse", w1.Dir(), err)
+	}
+	if err := w1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	defer w2.Close()
+	w3, err := NewWriter(w1.Dir())
+	if err != nil {
+		t.Fatalf("NewWriter after Close: %v", err)
+	}
+	if err := w3.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentSameKey races writers of a few keys, with events delivered out of order and
+// twice: the newest event's result is what remains.
+func TestConcurrentSameKey(t *testing.T) {
+	w1 := newWriter(t)
 
 	const keys, n = 4, 64
 	var wg sync.WaitGroup
@@ -389,9 +409,6 @@ func TestConcurrentSameKey(t *testing.T) {
 		rand.Shuffle(n, func(i, j int) { seqs[i], seqs[j] = seqs[j], seqs[i] })
 		for i, seq := range seqs {
 			w := w1
-			if i%2 == 1 {
-				w = w2
-			}
 			wg.Go(func() {
 				for range 2 {
 					if _, _, err := w.Write(result("b", fmt.Sprintf("hot/%d", k), seq)); err != nil {
@@ -430,9 +447,9 @@ func TestConcurrentSameKey(t *testing.T) {
 	if left := temps(t, w1.Dir()); len(left) > 0 {
 		t.Errorf("temporary files left: %q", left)
 	}
-	locks.Lock()
-	held := len(locks.m)
-	locks.Unlock()
+	w1.paths.mu.Lock()
+	held := len(w1.paths.m)
+	w1.paths.mu.Unlock()
 	if held != 0 {
 		t.Errorf("%d path locks still in the table", held)
 	}
