@@ -58,6 +58,11 @@ type Config struct {
 	// set, no metrics otherwise. A registry takes one Run: a second is refused.
 	Metrics *prometheus.Registry
 
+	// Abort, once closed, cuts a shutdown short (a second SIGINT): work in flight is cancelled
+	// and released, and Run returns within abortRelease, leaving what it could not release
+	// to the queue's visibility timeout. Nil: never.
+	Abort <-chan struct{}
+
 	AWS    *aws.Config  // nil: the SDK's standard sources (environment, profiles, …)
 	Logger *slog.Logger // nil: discard
 	Status *StatusLine  // nil: no status output

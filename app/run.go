@@ -20,16 +20,34 @@ import (
 
 // Summary counts what a run did.
 type Summary struct {
-	Messages  int64 // messages received (a redelivered message counts again)
-	Objects   int64 // result files written or confirmed
-	Failed    int64 // messages that failed (each attempt counts)
+	Messages int64 // deliveries received (a redelivered message counts again)
+	Objects  int64 // result files written or confirmed
+	Failed   int64 // failed deliveries (each attempt counts)
+	// Distinct counts the distinct messages of a drain run by how their last delivery ended;
+	// it is zero for other runs.
+	Distinct  Tally
 	Elapsed   time.Duration
 	ObjPerSec float64
 }
 
+// OK tells whether every message a drain run took in the end succeeded (or was put back
+// unfinished): what exit status 0 stands for.
+func (s Summary) OK() bool { return s.Distinct.Failed() == 0 }
+
 func (s Summary) String() string {
-	return fmt.Sprintf("Summary: %d messages received, %d objects processed, %d failures, in %s (%.1f objects/s).",
-		s.Messages, s.Objects, s.Failed, s.Elapsed.Round(time.Millisecond), s.ObjPerSec)
+	msgs := fmt.Sprintf("%d messages received", s.Messages)
+	if d := s.Distinct; d.Total() > 0 {
+		msgs = fmt.Sprintf("%d messages (%d succeeded", d.Total(), d.Succeeded)
+		if f := d.failures(); f != "" {
+			msgs += ", " + f
+		}
+		if d.Released > 0 {
+			msgs += fmt.Sprintf(", %d put back unfinished", d.Released)
+		}
+		msgs += fmt.Sprintf(") in %d deliveries", s.Messages)
+	}
+	return fmt.Sprintf("Summary: %s, %d objects processed, %d failures, in %s (%.1f objects/s).",
+		msgs, s.Objects, s.Failed, s.Elapsed.Round(time.Millisecond), s.ObjPerSec)
 }
 
 // Run runs the Palleto pipeline until ctx is cancelled (then it shuts down gracefully), or
@@ -81,7 +99,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		return Summary{}, &ConfigError{"queue-url", err.Error()}
 	}
 	defer func() {
-		if cerr := closeSource(ctx, src); cerr != nil {
+		if cerr := closeSource(ctx, src, cfg.Abort); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("flush acknowledgements: %w", cerr))
 		}
 	}()
@@ -122,7 +140,8 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	// analysis → the result file.
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
 	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)}) // NoWait: no grace, as in flow
-	msgs := flow.From(p, "sqs", src, flow.SourceOptions{})
+	led := newLedger(src, cfg.Drain)
+	msgs := flow.From(p, "sqs", led, flow.SourceOptions{})
 	objects := flow.FlatMap(msgs, "parse", st.parseMessage, flow.Options{Concurrency: 1, MaxDemand: 10})
 	files := flow.FlatMap(objects, "fetch", st.fetch, flow.Options{Concurrency: cfg.Fetchers, MaxDemand: 1})
 	results := flow.Map(files, "analyse", st.analyse, flow.Options{Concurrency: cfg.Processors, MaxDemand: 1})
@@ -133,8 +152,12 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	defer stopMetrics()
 	stopStatus := cfg.Status.start(t, src, began)
 	defer stopStatus()
+	stopAbort := onClose(cfg.Abort, p.Abort)
 	err = p.Run(ctx)
-	return t.summary(time.Since(began)), err
+	stopAbort()
+	sum = t.summary(time.Since(began))
+	sum.Distinct = led.tally()
+	return sum, err
 }
 
 // sqsConfig is the SQS source's configuration for a run. NoWait keeps its meaning: sqs takes
@@ -151,12 +174,46 @@ func (c Config) sqsConfig() sqs.Config {
 	}
 }
 
+// abortRelease is how long Run may still take, once aborted, to make the messages it holds
+// visible again.
+const abortRelease = 2 * time.Second
+
 // closeSource closes an SQS source, flushing its acknowledgements within closeTimeout, even
-// when ctx is cancelled (as it is after a stop signal).
-func closeSource(ctx context.Context, src *sqs.Source) error {
+// when ctx is cancelled (as it is after a stop signal), or within abortRelease once abort is
+// closed.
+func closeSource(ctx context.Context, src *sqs.Source, abort <-chan struct{}) error {
 	closing, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-	defer cancel()
-	return src.Close(closing)
+	stop := onClose(abort, func() {
+		t := time.NewTimer(abortRelease)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-closing.Done():
+		}
+	})
+	err := src.Close(closing)
+	cancel()
+	stop()
+	return err
+}
+
+// onClose calls f in a goroutine of its own once c is closed, unless stop is called first.
+// stop waits for f to return. A nil c is never closed.
+func onClose(c <-chan struct{}, f func()) (stop func()) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		select {
+		case <-c:
+			f()
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
 }
 
 // sweepAge is how old a temporary file in --out must be to be taken for a crash's leftover.

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -230,6 +231,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if sum.Objects < int64(len(wants)) || sum.Objects > int64(len(wants))+2 {
 		t.Errorf("summary counts %d objects, want %d", sum.Objects, len(wants))
 	}
+	if !sum.OK() || sum.Distinct.Released != 0 || sum.Distinct.Succeeded < 1 || sum.Distinct.Succeeded > sum.Messages {
+		t.Errorf("summary %+v: want every distinct message succeeded", sum)
+	}
 	if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
 		t.Errorf("queue left with %s visible, %s in flight", v, f)
 	}
@@ -284,7 +288,12 @@ func TestMissingObjectFailsThenDeadLetters(t *testing.T) {
 	e.put(t, "here-2", []byte("c\n"))
 	e.purge(t)
 	e.send(t, s3Notification(e.bucket, "here-1", "gone", "here-2"))
-	e.run(t)
+	sum := e.run(t)
+	// Two deliveries, one distinct message, failed for its missing object.
+	want := app.Tally{Failures: []app.FailureCount{{Outcome: "failed", Reason: "object not found", N: 1}}}
+	if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() || sum.Messages != 2 {
+		t.Errorf("summary %+v, want distinct %+v from 2 deliveries", sum, want)
+	}
 	// The objects that exist were processed; the message failed for the missing one and
 	// went to the dead-letter queue after the redrive count.
 	for _, k := range []string{"here-1", "here-2"} {
@@ -319,7 +328,15 @@ func TestCorruptFileGoesToDeadLetterQueue(t *testing.T) {
 	good := gz(lines(1000, "good"))
 	e.put(t, "good.gz", good)
 	e.put(t, "corrupt.gz", good[:len(good)/2])
-	e.run(t)
+	sum := e.run(t)
+	// The test event and good.gz succeeded; corrupt.gz failed on each delivery.
+	want := app.Tally{Succeeded: 2, Failures: []app.FailureCount{{Outcome: "failed", Reason: "corrupt content", N: 1}}}
+	if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() {
+		t.Errorf("summary %+v, want distinct %+v", sum, want)
+	}
+	if s := sum.String(); !strings.Contains(s, "3 messages (2 succeeded, 1 failed (1 corrupt content))") {
+		t.Errorf("summary line %q does not count the messages by outcome and reason", s)
+	}
 	if _, ok := e.result(t, "corrupt.gz"); ok {
 		t.Error("a result file was written for a corrupt object")
 	}
@@ -337,11 +354,15 @@ func TestMalformedMessageMovedToDLQAtOnce(t *testing.T) {
 	e.purge(t)
 	e.send(t, `{"not":"a notification"}`)
 	e.send(t, `definitely not json`)
-	e.run(t, func(c *app.Config) {
+	sum := e.run(t, func(c *app.Config) {
 		c.DLQURL = e.queue.DeadLetter.URL
 		c.RetryDelay = time.Minute
 		c.MaxDelay = time.Minute
 	})
+	want := app.Tally{Failures: []app.FailureCount{{Outcome: "dead-lettered", Reason: "not an S3 notification", N: 2}}}
+	if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() {
+		t.Errorf("summary %+v, want distinct %+v", sum, want)
+	}
 	// With a one-minute retry delay, only a move at once can have emptied the queue.
 	dl := e.deadLetterBodies(t)
 	if len(dl) != 2 {

@@ -71,7 +71,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 		return &ConfigError{"queue-url", err.Error()}
 	}
 	defer func() {
-		if cerr := closeSource(ctx, src); cerr != nil {
+		if cerr := closeSource(ctx, src, nil); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("closing the SQS source: %w", cerr))
 		}
 	}()

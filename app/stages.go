@@ -151,10 +151,10 @@ func spool(dir string, body io.Reader) (_ *os.File, err error) {
 
 // analyse decompresses and counts a spooled object. A corrupt object is a failure: no
 // result is written for it.
-func (s *stages) analyse(_ context.Context, f *fetched) (output.Result, error) {
+func (s *stages) analyse(ctx context.Context, f *fetched) (output.Result, error) {
 	defer f.close()
 	o := f.job.Obj
-	dec, enc, err := object.Decode(f.reader())
+	dec, enc, err := object.Decode(ctxReader{ctx, f.reader()})
 	if err != nil {
 		return output.Result{}, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
 	}
@@ -187,4 +187,18 @@ func (s *stages) write(_ context.Context, r output.Result) error {
 	s.log.Info("processed", "bucket", r.Bucket, "key", r.Key, "lines", r.Lines, "bytes", r.Bytes,
 		"encoding", r.Encoding, "result", path, "outcome", outcome.String())
 	return nil
+}
+
+// ctxReader stops reading once ctx ends, so that an aborted run does not first finish
+// decompressing a large object.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

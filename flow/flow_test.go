@@ -830,3 +830,47 @@ func TestNonComparableAcknowledger(t *testing.T) {
 		t.Fatalf("%d messages released, want 2", released)
 	}
 }
+
+// Abort during the grace period ends it at once: the handlers' contexts are cancelled and
+// what is in flight is released. Abort before any cancel also stops receiving.
+func TestAbortCutsTheGracePeriodShort(t *testing.T) {
+	for _, cancelFirst := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			src := flowtest.NewSource[int]()
+			p := flow.New(flow.Config{GracePeriod: time.Hour})
+			flow.Sink(flow.From(p, "src", src, flow.SourceOptions{}), "slow", func(ctx context.Context, v int) error {
+				select {
+				case <-time.After(24 * time.Hour):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, flow.Options{Concurrency: 2, MaxDemand: 2})
+			src.Push(0, 1, 2, 3, 4, 5)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			wait := run(t, ctx, p)
+			synctest.Wait()
+			if cancelFirst {
+				cancel()
+				time.Sleep(time.Second)
+			}
+			start := time.Now()
+			p.Abort()
+			p.Abort() // harmless
+			if err := wait(); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took != 0 {
+				t.Fatalf("Run returned %v after Abort, want at once", took)
+			}
+			st := statuses(src.Outcomes())
+			if st[flow.Succeeded] != 0 || st[flow.Failed] != 0 || st[flow.Released] == 0 {
+				t.Fatalf("outcomes %v, want only releases", st)
+			}
+			if now, _ := src.InFlight(); now != 0 {
+				t.Fatalf("%d messages neither acknowledged nor released", now)
+			}
+		})
+	}
+}

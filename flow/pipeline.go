@@ -70,6 +70,9 @@ type Pipeline struct {
 	streams []unconsumed
 	errs    []error
 	started bool
+
+	abortOnce sync.Once
+	abort     chan struct{} // closed by Abort
 }
 
 type runner interface {
@@ -83,7 +86,15 @@ func New(cfg Config) *Pipeline {
 	if cfg.GracePeriod == 0 {
 		cfg.GracePeriod = 30 * time.Second
 	}
-	return &Pipeline{cfg: cfg}
+	return &Pipeline{cfg: cfg, abort: make(chan struct{})}
+}
+
+// Abort cuts a shutdown short: receiving stops (as when Run's context is cancelled), the
+// grace period ends now, the handlers' contexts are cancelled and every item still in flight
+// is released. It may be called at any time, from any goroutine, more than once; Run still
+// returns only when every goroutine it started has ended.
+func (p *Pipeline) Abort() {
+	p.abortOnce.Do(func() { close(p.abort) })
 }
 
 func (p *Pipeline) configError(err error) {
@@ -245,6 +256,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer close(watchdog)
 		select {
 		case <-stop.Done():
+		case <-p.abort:
+			cancelStop()
 		case <-finished:
 			return
 		}
@@ -256,6 +269,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer t.Stop()
 		select {
 		case <-t.C:
+			cancelWork()
+		case <-p.abort:
 			cancelWork()
 		case <-finished:
 		}

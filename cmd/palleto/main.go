@@ -11,7 +11,10 @@
 //
 // Every flag can also be set with an environment variable PALLETO_<FLAG> (dashes become
 // underscores: --queue-url is PALLETO_QUEUE_URL); a flag on the command line wins.
-// Exit status: 0 success, 2 bad usage or configuration, 1 any other failure.
+// Exit status: 0 success (for run --drain: every message it took succeeded); 3 run --drain
+// drained the queue, but some messages failed or were dead-lettered; 2 bad usage or
+// configuration, found at start-up; 1 any other failure; 130 (SIGINT) or 143 (SIGTERM) a
+// second signal cut the graceful shutdown short.
 package main
 
 import (
@@ -54,6 +57,14 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
+// exitError ends the command with its own exit status and a one-line message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
 type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // commands holds the subcommands; each registers itself from its own file's init.
@@ -85,6 +96,7 @@ func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	err := cmd(ctx, args[1:], stdout, stderr)
 	var ue *usageError
+	var ee *exitError
 	switch {
 	case err == nil:
 		return 0
@@ -93,6 +105,9 @@ func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "palleto %s: %s\n", name, oneLine(err))
 		return 2
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "palleto %s: %s\n", name, oneLine(err))
+		return ee.code
 	default:
 		fmt.Fprintf(stderr, "palleto %s: %s\n", name, oneLine(err))
 		return 1

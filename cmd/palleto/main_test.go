@@ -306,6 +306,9 @@ func TestSigtermShutsDownGracefully(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
+	if !strings.Contains(logs.String(), "shutting down") {
+		t.Errorf("SIGTERM was not answered with a line saying that the run is shutting down:\n%s", logs.String())
+	}
 	done := countResults(out)
 	attrs, err := sqsc.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(q.URL),
 		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})

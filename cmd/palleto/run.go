@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +42,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.MetricsListen != "" {
 		cfg.Metrics = newRegistry()
 	}
+	abort := make(chan struct{})
+	cfg.Abort = abort
+	stopSteer := steer(ctx, logger, cfg.Shutdown, abort)
 	sum, err := app.Run(ctx, cfg)
+	if sig := stopSteer(); sig != nil {
+		return &exitError{code: signalStatus(sig), msg: fmt.Sprintf("stopped at once by a second %s: the work in flight was released unfinished", sig)}
+	}
 	if ce, ok := errors.AsType[*app.ConfigError](err); ok {
 		return usagef("%v", ce)
 	}
@@ -49,6 +57,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if cfg.Drain {
 		fmt.Fprintln(stdout, sum)
+		if !sum.OK() {
+			return &exitError{code: 3, msg: fmt.Sprintf("drained, but %d of %d messages did not succeed", sum.Distinct.Failed(), sum.Distinct.Total())}
+		}
 	}
 	return nil
 }
@@ -95,6 +106,62 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 		return o, usagef("--status %q: want auto, on or off", o.status)
 	}
 	return o, nil
+}
+
+// steer lets a person steer a shutdown. The first SIGINT or SIGTERM (main cancels ctx for it)
+// is answered with a line saying that the run is shutting down and how long that may take; a
+// second one closes abort, which stops the run at once. stop ends the watch and returns the
+// signal that aborted the run, if one did.
+func steer(ctx context.Context, log *slog.Logger, grace time.Duration, abort chan<- struct{}) (stop func() os.Signal) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done, ended := make(chan struct{}), make(chan struct{})
+	var second os.Signal
+	go func() {
+		defer close(ended)
+		announced, n := false, 0
+		announce := func() {
+			if !announced {
+				announced = true
+				log.Info("shutting down: no new messages are taken; the work in flight may take up to "+grace.String()+
+					" (--shutdown-timeout) before it is released; interrupt again to stop at once", "grace", grace)
+			}
+		}
+		ctxDone := ctx.Done()
+		for {
+			select {
+			case s := <-sigs:
+				n++
+				announce()
+				if n >= 2 {
+					second = s
+					log.Warn("stopping at once: releasing the messages in flight", "signal", s.String())
+					close(abort)
+					return
+				}
+			case <-ctxDone:
+				ctxDone = nil
+				announce()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() os.Signal {
+		signal.Stop(sigs)
+		close(done)
+		<-ended
+		return second
+	}
+}
+
+// signalStatus is the exit status of a run cut short by sig, as shells report a process
+// that a signal ended: 128 + its number (130 for SIGINT, 143 for SIGTERM).
+func signalStatus(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
 }
 
 // newRegistry returns a metrics registry with the Go runtime's and the process's metrics;

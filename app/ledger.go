@@ -1,0 +1,205 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/object"
+	"github.com/palleto/palleto/output"
+	"github.com/palleto/palleto/sqs"
+)
+
+// messageSource is what the ledger needs of the SQS source: its messages and their outcomes.
+type messageSource interface {
+	flow.Source[sqs.Message]
+	flow.Acknowledger
+}
+
+// A ledger stands between the SQS source and the pipeline. It sees every message's outcome
+// on its way back to the source, and keeps, when asked to (a drain run, whose size the queue
+// bounds), the last outcome of each distinct message for the summary and the exit status.
+type ledger struct {
+	src  messageSource
+	keep bool // remember outcomes by message id
+
+	mu   sync.Mutex
+	last map[string]outcome
+}
+
+// An outcome is how a message's last delivery in this run ended.
+type outcome struct {
+	kind   string // outcomeSucceeded, …
+	reason string // for a failure: what went wrong, in a few words
+}
+
+// Outcome kinds, as the summary prints them.
+const (
+	outcomeSucceeded    = "succeeded"
+	outcomeFailed       = "failed"
+	outcomeDeadLettered = "dead-lettered"
+	outcomeReleased     = "released"
+)
+
+// ticket is the token the pipeline carries for a message in place of the source's own.
+type ticket struct {
+	id    string
+	token any
+}
+
+func newLedger(src messageSource, keep bool) *ledger {
+	l := &ledger{src: src, keep: keep}
+	if keep {
+		l.last = map[string]outcome{}
+	}
+	return l
+}
+
+// Receive receives from the source and makes the ledger the acknowledger of what it hands out.
+func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message], error) {
+	msgs, err := l.src.Receive(ctx, n)
+	for i := range msgs {
+		msgs[i].Token = &ticket{id: msgs[i].Data.ID, token: msgs[i].Token}
+		msgs[i].Acker = l
+	}
+	return msgs, err
+}
+
+// Acknowledge records the outcomes and hands them on to the source with its own tokens.
+func (l *ledger) Acknowledge(results []flow.Result) {
+	fwd := make([]flow.Result, 0, len(results))
+	if l.keep {
+		l.mu.Lock()
+	}
+	for _, r := range results {
+		t, ok := r.Token.(*ticket)
+		if !ok {
+			continue
+		}
+		if l.keep {
+			l.last[t.id] = outcomeOf(r)
+		}
+		r.Token = t.token
+		fwd = append(fwd, r)
+	}
+	if l.keep {
+		l.mu.Unlock()
+	}
+	l.src.Acknowledge(fwd)
+}
+
+func outcomeOf(r flow.Result) outcome {
+	switch r.Status {
+	case flow.Succeeded:
+		return outcome{kind: outcomeSucceeded}
+	case flow.Released:
+		return outcome{kind: outcomeReleased}
+	}
+	if errors.Is(r.Err, sqs.ErrPermanent) {
+		return outcome{kind: outcomeDeadLettered, reason: reasonOf(r.Err)}
+	}
+	return outcome{kind: outcomeFailed, reason: reasonOf(r.Err)}
+}
+
+// reasonOf names what went wrong with a message in a few words, for the summary.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, ErrBadMessage):
+		return "not an S3 notification"
+	case errors.Is(err, object.ErrNotFound):
+		return "object not found"
+	case errors.Is(err, object.ErrCorrupt):
+		return "corrupt content"
+	case errors.Is(err, object.ErrChanged):
+		return "object changed while read"
+	case errors.Is(err, output.ErrCollision):
+		return "result path taken by another key"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	}
+	return "other error"
+}
+
+// Tally is the count of distinct messages by how their last delivery in a run ended.
+type Tally struct {
+	Succeeded int64
+	// Released counts messages put back unfinished (at shutdown, or while intake was paused
+	// by a fault of the environment) and not taken again in the run.
+	Released int64
+	// Failures counts the others by outcome ("failed", "dead-lettered") and reason.
+	Failures []FailureCount
+}
+
+// A FailureCount is the number of distinct messages that ended one way for one reason.
+type FailureCount struct {
+	Outcome string // "failed" or "dead-lettered"
+	Reason  string // "object not found", "corrupt content", …
+	N       int64
+}
+
+// Failed is the number of messages whose last outcome was a failure or the dead-letter queue.
+func (t Tally) Failed() int64 {
+	var n int64
+	for _, f := range t.Failures {
+		n += f.N
+	}
+	return n
+}
+
+// Total is the number of distinct messages counted.
+func (t Tally) Total() int64 { return t.Succeeded + t.Released + t.Failed() }
+
+// failures says how the messages that did not succeed ended, by reason: "3 failed (2 object
+// not found, 1 corrupt content), 1 dead-lettered (1 not an S3 notification)".
+func (t Tally) failures() string {
+	var parts []string
+	for i := 0; i < len(t.Failures); {
+		j, n := i, int64(0)
+		var reasons []string
+		for ; j < len(t.Failures) && t.Failures[j].Outcome == t.Failures[i].Outcome; j++ {
+			n += t.Failures[j].N
+			reasons = append(reasons, fmt.Sprintf("%d %s", t.Failures[j].N, t.Failures[j].Reason))
+		}
+		parts = append(parts, fmt.Sprintf("%d %s (%s)", n, t.Failures[i].Outcome, strings.Join(reasons, ", ")))
+		i = j
+	}
+	return strings.Join(parts, ", ")
+}
+
+// tally counts the distinct messages by their last outcome; zero when the ledger keeps none.
+func (l *ledger) tally() Tally {
+	var t Tally
+	if !l.keep {
+		return t
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fails := map[outcome]int64{}
+	for _, o := range l.last {
+		switch o.kind {
+		case outcomeSucceeded:
+			t.Succeeded++
+		case outcomeReleased:
+			t.Released++
+		default:
+			fails[o]++
+		}
+	}
+	for o, n := range fails {
+		t.Failures = append(t.Failures, FailureCount{Outcome: o.kind, Reason: o.reason, N: n})
+	}
+	slices.SortFunc(t.Failures, func(a, b FailureCount) int {
+		if c := strings.Compare(a.Outcome, b.Outcome); c != 0 {
+			return -c // "failed" before "dead-lettered"
+		}
+		if a.N != b.N {
+			return int(b.N - a.N)
+		}
+		return strings.Compare(a.Reason, b.Reason)
+	})
+	return t
+}
