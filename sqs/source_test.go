@@ -19,10 +19,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/palleto/palleto/flow"
-	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/internal/awstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(moto.SharedMain(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(awstest.Main(m)) }
 
 const (
 	qURL    = "https://sqs.us-east-1.amazonaws.com/123456789012/work"
