@@ -13,6 +13,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/output"
 	"github.com/palleto/palleto/sqs"
@@ -161,13 +162,13 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 }
 
 // sqsConfig is the SQS source's configuration for a run. NoWait keeps its meaning: sqs takes
-// a negative WaitTime for short polling, and a retry delay below zero as none.
+// a negative WaitTime for short polling, and a retry delay below zero is none.
 func (c Config) sqsConfig() sqs.Config {
 	return sqs.Config{
 		QueueURL:           c.QueueURL,
 		WaitTime:           c.WaitTime,
 		VisibilityTimeout:  c.Visibility,
-		Retry:              sqs.RetryExponential(c.RetryDelay, c.MaxDelay),
+		Retry:              backoff.Exponential(max(c.RetryDelay, 0), max(c.MaxDelay, 0)),
 		DeadLetterQueueURL: c.DLQURL,
 		Drain:              c.Drain,
 		Logger:             c.Logger,

@@ -11,6 +11,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/jobs"
 	"github.com/palleto/palleto/metrics"
@@ -64,7 +65,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	src, err := sqs.New(client, sqs.Config{
 		QueueURL: cfg.QueueURL,
 		WaitTime: cfg.WaitTime,
-		Retry:    sqs.RetryExponential(jobs.DefaultRetryBase, jobs.DefaultRetryMax),
+		Retry:    backoff.Default(), // as the embedded queue's jobs
 		Logger:   cfg.Logger,
 	})
 	if err != nil {

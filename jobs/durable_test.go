@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 )
 
@@ -17,7 +18,7 @@ import (
 // during the run), retries keep their due time and failed attempts, dead jobs stay dead.
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: dir, MaxAttempts: 2, RetryBase: time.Hour, RetryMax: time.Hour}
+	cfg := Config{Dir: dir, MaxAttempts: 2, Retry: backoff.Fixed(time.Hour)}
 	q, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func TestReopen(t *testing.T) {
 // TestReopenRetryDue: a retry whose time passed while the process was down is ready at once.
 func TestReopenRetryDue(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: dir, RetryBase: time.Nanosecond, RetryMax: time.Nanosecond}
+	cfg := Config{Dir: dir, Retry: backoff.Fixed(time.Nanosecond)}
 	q, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -14,9 +14,9 @@
 //
 // # Retries and dead jobs
 //
-// A failed run is retried after a backoff: exponential with jitter, from Config.RetryBase
-// (1 s) doubling to at most Config.RetryMax (5 min), each delay drawn between half and all of
-// its step. After Config.MaxAttempts failed runs (5) the job is dead: kept, listed by
+// A failed run is retried after the delay that Config.Retry gives for the number of failed
+// runs so far: by default 1 s doubling to at most 5 min, each delay drawn between half and
+// all of its step (backoff.Default). After Config.MaxAttempts failed runs (5) the job is dead: kept, listed by
 // [Queue.Dead] and put back by [Queue.Requeue]. Posting an id whose job waits for a retry
 // makes it run now, as one job; posting a dead id queues it afresh.
 //
@@ -50,19 +50,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 )
 
 // Defaults for the zero values of Config.
 const (
 	DefaultMaxAttempts = 5
-	DefaultRetryBase   = time.Second
-	DefaultRetryMax    = 5 * time.Minute
 )
 
 // MaxIDLen is the longest id accepted, in bytes.
@@ -119,11 +117,9 @@ type Config struct {
 	Memory bool
 	// MaxAttempts is how many failed runs make a job dead. Zero means DefaultMaxAttempts.
 	MaxAttempts int
-	// RetryBase is the backoff after the first failed run; it doubles after each further
-	// one. Zero means DefaultRetryBase.
-	RetryBase time.Duration
-	// RetryMax caps the backoff. Zero means DefaultRetryMax.
-	RetryMax time.Duration
+	// Retry gives the delay before a failed job runs again, from the number of its failed
+	// runs in a row. Nil means backoff.Default().
+	Retry *backoff.Policy
 	// Logger receives what the queue restores at Open and store failures. Nil discards.
 	Logger *slog.Logger
 	// OnOutcome, when set, is told of every run that ended, succeeded or failed (not of
@@ -152,10 +148,11 @@ func (c Config) Validate() error {
 		return ErrNoDir
 	case c.MaxAttempts < 0:
 		return fmt.Errorf("%w: MaxAttempts %d is negative", ErrBadConfig, c.MaxAttempts)
-	case c.RetryBase < 0:
-		return fmt.Errorf("%w: RetryBase %v is negative", ErrBadConfig, c.RetryBase)
-	case c.RetryMax < 0:
-		return fmt.Errorf("%w: RetryMax %v is negative", ErrBadConfig, c.RetryMax)
+	}
+	if c.Retry != nil {
+		if err := c.Retry.Validate(); err != nil {
+			return fmt.Errorf("%w: Retry: %v", ErrBadConfig, err)
+		}
 	}
 	return nil
 }
@@ -308,11 +305,11 @@ func Open(cfg Config) (*Queue, error) {
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
 	}
-	if cfg.RetryBase == 0 {
-		cfg.RetryBase = DefaultRetryBase
-	}
-	if cfg.RetryMax == 0 {
-		cfg.RetryMax = DefaultRetryMax
+	if cfg.Retry == nil {
+		cfg.Retry = backoff.Default()
+	} else {
+		p := *cfg.Retry // the caller's may change
+		cfg.Retry = &p
 	}
 	q := &Queue{
 		cfg:     cfg,
@@ -636,7 +633,7 @@ func (q *Queue) Acknowledge(results []flow.Result) {
 				e.state, e.diedAt = dead, now
 				q.dead++
 			} else {
-				e.state, e.due = retrying, now.Add(q.backoff(e.attempts))
+				e.state, e.due = retrying, now.Add(q.cfg.Retry.Delay(e.attempts))
 				heap.Push(&q.retry, e)
 			}
 			q.save(e)
@@ -683,27 +680,6 @@ func errText(err error) string {
 		s = s[:maxErrLen]
 	}
 	return s
-}
-
-// backoff returns the delay before the retry that follows the given number of failed runs:
-// RetryBase doubled for each failure after the first, capped at RetryMax, then drawn
-// uniformly from its upper half so that jobs that failed together do not retry together.
-func (q *Queue) backoff(failures int) time.Duration {
-	return Backoff(failures, q.cfg.RetryBase, q.cfg.RetryMax, rand.Float64())
-}
-
-// Backoff is the delay after the given number of failed runs (1 or more), for a jitter
-// fraction r in [0, 1): base·2^(failures-1), at most limit, times (1 - r/2). The delay
-// therefore lies between half and all of the step.
-func Backoff(failures int, base, limit time.Duration, r float64) time.Duration {
-	step := limit
-	if failures < 1 {
-		failures = 1
-	}
-	if shift := failures - 1; shift < 62 && base <= limit>>shift {
-		step = base << shift
-	}
-	return step - time.Duration(float64(step/2)*r)
 }
 
 // Counts returns the numbers of jobs in each state.

@@ -179,24 +179,6 @@ func TestBadIDs(t *testing.T) {
 	wantCounts(t, q, Counts{})
 }
 
-func TestBackoff(t *testing.T) {
-	base, limit := time.Second, 5*time.Minute
-	for _, c := range []struct {
-		failures int
-		step     time.Duration
-	}{
-		{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {9, 256 * time.Second},
-		{10, limit}, {40, limit}, {100, limit}, {0, time.Second},
-	} {
-		if got := Backoff(c.failures, base, limit, 0); got != c.step {
-			t.Errorf("Backoff(%d, r=0) = %v, want %v", c.failures, got, c.step)
-		}
-		if got, want := Backoff(c.failures, base, limit, 0.999999), c.step/2; got < want || got > want+time.Millisecond {
-			t.Errorf("Backoff(%d, r→1) = %v, want just above %v", c.failures, got, want)
-		}
-	}
-}
-
 // TestRetryTiming fails a job again and again and measures, on synctest's clock, when each
 // retry is handed out: between half and all of its step, 1 s doubling up to 5 min.
 func TestRetryTiming(t *testing.T) {

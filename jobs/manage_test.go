@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 )
 
@@ -25,7 +26,7 @@ func TestListAndInfo(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				q := open(t, b.durable, Config{MaxAttempts: 2, RetryBase: time.Hour, RetryMax: time.Hour})
+				q := open(t, b.durable, Config{MaxAttempts: 2, Retry: backoff.Fixed(time.Hour)})
 				start := time.Now()
 				enqueue(t, q, "a", "b", "c", "d")
 				m := take(t, q, 3) // a, b, c
@@ -102,7 +103,7 @@ func TestRunNowAndDelete(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				q := open(t, b.durable, Config{MaxAttempts: 2, RetryBase: time.Hour, RetryMax: time.Hour})
+				q := open(t, b.durable, Config{MaxAttempts: 2, Retry: backoff.Fixed(time.Hour)})
 				enqueue(t, q, "r", "d")
 				m := take(t, q, 2)
 				ack(q, flow.Failed, m...)
@@ -149,7 +150,7 @@ func TestRunNowAndDelete(t *testing.T) {
 // Delete of a retrying or dead job takes it out of the queue for good, on disk too.
 func TestDeleteIsOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: dir, MaxAttempts: 1, RetryBase: time.Hour, RetryMax: time.Hour}
+	cfg := Config{Dir: dir, MaxAttempts: 1, Retry: backoff.Fixed(time.Hour)}
 	q, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +181,7 @@ func TestOnOutcome(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var got []Outcome
-		q := open(t, false, Config{MaxAttempts: 2, RetryBase: time.Hour, RetryMax: time.Hour, OnOutcome: func(o Outcome) {
+		q := open(t, false, Config{MaxAttempts: 2, Retry: backoff.Fixed(time.Hour), OnOutcome: func(o Outcome) {
 			mu.Lock()
 			got = append(got, o)
 			mu.Unlock()

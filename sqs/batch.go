@@ -132,7 +132,7 @@ type batchItem struct {
 
 // retryPause waits before the next attempt of a batch request; false means Close gave up.
 func (s *Source) retryPause(attempt int) bool {
-	t := time.NewTimer(s.jitter(grow(s.cfg.PollBackoff, s.cfg.MaxPollBackoff, attempt)))
+	t := time.NewTimer(s.pause.DelayAt(attempt+1, s.rand()))
 	defer t.Stop()
 	select {
 	case <-t.C:

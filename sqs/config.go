@@ -3,10 +3,11 @@ package sqs
 import (
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/palleto/palleto/backoff"
 )
 
 // Limits that SQS sets on the values the source sends.
@@ -57,9 +58,11 @@ type Config struct {
 	// a random part of it is taken (full jitter). Zero means 100 ms and 2 s.
 	PollBackoff, MaxPollBackoff time.Duration
 
-	// Retry says how long a failed message stays hidden before SQS delivers it again. Nil
-	// means RetryExponential(time.Second, 5*time.Minute).
-	Retry RetryPolicy
+	// Retry says how long a failed message stays hidden before SQS delivers it again, from
+	// the number of times SQS has delivered it (1 the first time). The queue's redrive policy
+	// counts the same deliveries, so the policy paces the way to the dead-letter queue. Nil
+	// means backoff.Default(): 1 s doubling up to 5 min, with jitter.
+	Retry *backoff.Policy
 
 	// DeadLetterQueueURL, if set, is where messages that failed with an error wrapping
 	// [ErrPermanent] are sent (body and message attributes kept) before they are deleted.
@@ -74,54 +77,6 @@ type Config struct {
 	// Logger receives the demand trace at debug level and request failures at warn and
 	// error level. Nil means no logging.
 	Logger *slog.Logger
-}
-
-// A RetryPolicy says how long a message that failed stays hidden before SQS delivers it again,
-// from the number of times SQS has delivered it (1 the first time). The queue's redrive policy
-// counts the same deliveries, so a policy paces the way to the dead-letter queue.
-type RetryPolicy interface {
-	Delay(receiveCount int) time.Duration
-}
-
-// RetryFunc adapts a function to the RetryPolicy interface.
-type RetryFunc func(receiveCount int) time.Duration
-
-// Delay returns f(receiveCount).
-func (f RetryFunc) Delay(receiveCount int) time.Duration { return f(receiveCount) }
-
-// RetryImmediately makes failed messages visible again at once.
-func RetryImmediately() RetryPolicy {
-	return RetryFunc(func(int) time.Duration { return 0 })
-}
-
-// RetryAfter keeps failed messages hidden for d, whatever their receive count.
-func RetryAfter(d time.Duration) RetryPolicy {
-	return RetryFunc(func(int) time.Duration { return d })
-}
-
-// RetryExponential keeps a failed message hidden for base doubled with each delivery after the
-// first, capped at max, with jitter: a random delay between half of that and all of it, so
-// that messages that failed together do not come back together, and the delay still grows.
-func RetryExponential(base, max time.Duration) RetryPolicy {
-	return RetryFunc(func(count int) time.Duration {
-		d := grow(base, max, count-1)
-		if d <= 0 {
-			return 0
-		}
-		return d/2 + rand.N(d/2+1)
-	})
-}
-
-// grow returns base doubled n times, capped at max.
-func grow(base, max time.Duration, n int) time.Duration {
-	if base <= 0 {
-		return 0
-	}
-	d := base
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
 }
 
 // A ConfigError reports a Config that [Config.Validate] rejects. It wraps [ErrInvalidConfig].
@@ -168,6 +123,11 @@ func (c Config) Validate() error {
 	}
 	if c.PollBackoff > 0 && c.MaxPollBackoff > 0 && c.PollBackoff > c.MaxPollBackoff {
 		return bad("PollBackoff", "%v is more than MaxPollBackoff (%v)", c.PollBackoff, c.MaxPollBackoff)
+	}
+	if c.Retry != nil {
+		if err := c.Retry.Validate(); err != nil {
+			return bad("Retry", "%v", err)
+		}
 	}
 	if c.DeadLetterQueueURL != "" {
 		if err := checkURL(c.DeadLetterQueueURL); err != nil {
@@ -227,7 +187,10 @@ func (c Config) withDefaults() Config {
 		c.MaxPollBackoff = max(2*time.Second, c.PollBackoff)
 	}
 	if c.Retry == nil {
-		c.Retry = RetryExponential(time.Second, 5*time.Minute)
+		c.Retry = backoff.Default()
+	} else {
+		p := *c.Retry // the caller's may change
+		c.Retry = &p
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -33,7 +33,7 @@
 //     looked at: those SQS failed on its side are retried, those it refused (a stale receipt
 //     handle) are counted in Stats.Invalid and logged.
 //   - Failed: ChangeMessageVisibilityBatch to a delay from Config.Retry and the message's
-//     receive count (RetryImmediately, RetryAfter, RetryExponential), so that the queue's
+//     receive count (a backoff.Policy: Immediate, Fixed, Exponential), so that the queue's
 //     redrive policy moves a message that keeps failing to its dead-letter queue. With
 //     Config.DeadLetterQueueURL, a failure whose error wraps ErrPermanent (see Permanent) is
 //     sent there at once, body and message attributes kept, and deleted.

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/sqs"
 )
@@ -29,7 +30,7 @@ func Example() {
 	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), sqs.Config{
 		QueueURL:           "https://sqs.eu-west-1.amazonaws.com/123456789012/uploads",
 		DeadLetterQueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/uploads-dlq",
-		Retry:              sqs.RetryExponential(time.Second, 5*time.Minute),
+		Retry:              backoff.Exponential(time.Second, 5*time.Minute),
 		Drain:              true,
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/flow/flowtest"
 	"github.com/palleto/palleto/internal/awstest"
@@ -193,7 +194,7 @@ func TestRedriveToDeadLetterQueue(t *testing.T) {
 		if err := sendAll(t.Context(), c, q.URL, []string{"poison", "a", "b", "c"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		src := newSource(t, c, Config{QueueURL: q.URL, WaitTime: -1, Retry: RetryImmediately()})
+		src := newSource(t, c, Config{QueueURL: q.URL, WaitTime: -1, Retry: backoff.Immediate()})
 		var mu sync.Mutex
 		attempts := map[string]int{}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -341,7 +342,7 @@ func TestShutdownReleasesMoto(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A failure would hide its message for an hour: only a release makes it visible at once.
-		src, err := New(c, Config{QueueURL: q.URL, WaitTime: -1, Retry: RetryAfter(time.Hour)})
+		src, err := New(c, Config{QueueURL: q.URL, WaitTime: -1, Retry: backoff.Fixed(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,7 +409,7 @@ func TestFIFOOrderMoto(t *testing.T) {
 		// One receive at a time: moto's ReceiveMessage is not atomic, so two concurrent receives
 		// can split one group between them (the later messages in the answer that comes back
 		// first), which SQS's group lock rules out. The source's ordering rests on that lock.
-		src := newSource(t, c, Config{QueueURL: q.URL, Drain: true, Retry: RetryImmediately(), MaxReceives: 1})
+		src := newSource(t, c, Config{QueueURL: q.URL, Drain: true, Retry: backoff.Immediate(), MaxReceives: 1})
 		var (
 			mu        sync.Mutex
 			busy      = map[string]bool{}

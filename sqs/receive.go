@@ -240,9 +240,8 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 }
 
 func (s *Source) backoffLocked(now time.Time) {
-	d := grow(s.cfg.PollBackoff, s.cfg.MaxPollBackoff, s.fails)
 	s.fails++
-	s.after = now.Add(s.jitter(d))
+	s.after = now.Add(s.pause.DelayAt(s.fails, s.rand()))
 }
 
 // addLocked takes in a received message; false means the source held it already.

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/palleto/palleto/backoff"
 )
 
 // API is the part of the SQS client that the source uses; *sqs.Client of aws-sdk-go-v2
@@ -65,7 +67,10 @@ type Source struct {
 	cfg    Config
 	log    *slog.Logger
 	fifo   bool
-	jitter func(time.Duration) time.Duration // a random duration in [0, d]
+	// pause is the backoff after an empty or failed receive and between the tries of a
+	// batch request: Config.PollBackoff doubling up to MaxPollBackoff, full jitter.
+	pause backoff.Policy
+	rand  func() float64 // the jitter's draws, in [0, 1)
 
 	// ctx bounds every request but receives; it is cancelled when Close gives up.
 	ctx    context.Context
@@ -132,12 +137,8 @@ func New(client API, cfg Config) (*Source, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("queue", cfg.QueueURL),
 		fifo:   isFIFO(cfg.QueueURL),
-		jitter: func(d time.Duration) time.Duration {
-			if d <= 0 {
-				return 0
-			}
-			return rand.N(d + 1)
-		},
+		pause:  backoff.Policy{Base: cfg.PollBackoff, Max: cfg.MaxPollBackoff, Jitter: 1},
+		rand:   rand.Float64,
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		polls:  map[int]context.CancelFunc{},

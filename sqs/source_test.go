@@ -18,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 	"go.uber.org/goleak"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/internal/awstest"
 )
@@ -256,7 +257,7 @@ func TestEmptyQueuePollingRate(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := newFake(qURL)
 			s := start(t, f, Config{WaitTime: -1})
-			s.jitter = func(d time.Duration) time.Duration { return d } // the top of every range
+			s.rand = func() float64 { return 0 } // the top of every range
 			ctx, cancel := context.WithCancel(t.Context())
 			p := receiveAsync(ctx, s, 50)
 			time.Sleep(time.Minute)
@@ -345,32 +346,19 @@ func TestEmptyQueuePollingRate(t *testing.T) {
 	})
 }
 
-func TestBackoffBounds(t *testing.T) {
-	for n, want := range []time.Duration{100, 200, 400, 800, 1600, 2000, 2000} {
-		if got := grow(100*time.Millisecond, 2*time.Second, n); got != want*time.Millisecond {
-			t.Errorf("grow(%d) = %v, want %v", n, got, want*time.Millisecond)
-		}
+// TestBackoffPolicies checks the policies the source takes from its Config; their delays are
+// tested in package backoff.
+func TestBackoffPolicies(t *testing.T) {
+	c := Config{QueueURL: qURL}.withDefaults()
+	if *c.Retry != *backoff.Default() {
+		t.Errorf("default retry %+v, want %+v", *c.Retry, *backoff.Default())
 	}
-	p := RetryExponential(time.Second, time.Minute)
-	for count := 1; count <= 12; count++ {
-		top := grow(time.Second, time.Minute, count-1)
-		seen := map[time.Duration]bool{}
-		for range 200 {
-			d := p.Delay(count)
-			if d < top/2 || d > top {
-				t.Fatalf("receive %d: delay %v outside [%v, %v]", count, d, top/2, top)
-			}
-			seen[d] = true
-		}
-		if len(seen) < 50 {
-			t.Fatalf("receive %d: %d distinct delays: no jitter", count, len(seen))
-		}
+	s := start(t, newFake(qURL), Config{PollBackoff: 300 * time.Millisecond, MaxPollBackoff: 5 * time.Second})
+	if want := (backoff.Policy{Base: 300 * time.Millisecond, Max: 5 * time.Second, Jitter: 1}); s.pause != want {
+		t.Errorf("pause %+v, want %+v", s.pause, want)
 	}
-	if d := RetryImmediately().Delay(7); d != 0 {
-		t.Errorf("immediate: %v", d)
-	}
-	if d := RetryAfter(time.Minute).Delay(7); d != time.Minute {
-		t.Errorf("fixed: %v", d)
+	if err := (Config{QueueURL: qURL, Retry: &backoff.Policy{Base: time.Minute}}).Validate(); err == nil {
+		t.Error("a retry policy whose Max is below its Base is valid")
 	}
 }
 
@@ -646,7 +634,7 @@ func TestFailureRetryDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(qURL)
 		f.put(qURL, "a")
-		s := start(t, f, Config{Retry: RetryFunc(func(n int) time.Duration { return time.Duration(n) * 10 * time.Second })})
+		s := start(t, f, Config{Retry: &backoff.Policy{Base: 10 * time.Second, Max: time.Hour}})
 		for want := 1; want <= 3; want++ {
 			msgs := receive(t, s, 1)
 			if got := msgs[0].Data.ReceiveCount; got != want {
@@ -657,8 +645,8 @@ func TestFailureRetryDelay(t *testing.T) {
 			time.Sleep(time.Second)
 			calls := f.callsOf("ChangeMessageVisibilityBatch")
 			last := calls[len(calls)-1]
-			if last.Entries[0].Timeout != int32(want*10) {
-				t.Fatalf("failure %d: visibility %ds, want %d", want, last.Entries[0].Timeout, want*10)
+			if last.Entries[0].Timeout != int32(10<<(want-1)) {
+				t.Fatalf("failure %d: visibility %ds, want %d", want, last.Entries[0].Timeout, 10<<(want-1))
 			}
 			if d := last.At.Sub(failedAt); d != 100*time.Millisecond {
 				t.Fatalf("change sent %v after the failure", d)
@@ -849,7 +837,7 @@ func TestAttributes(t *testing.T) {
 		f.putWithAttrs(fifoURL, "g1:hello", map[string]types.MessageAttributeValue{
 			"trace": {DataType: aws.String("String"), StringValue: aws.String("abc")},
 		})
-		s := start(t, f, Config{QueueURL: fifoURL, Retry: RetryImmediately()})
+		s := start(t, f, Config{QueueURL: fifoURL, Retry: backoff.Immediate()})
 		time.Sleep(time.Second)
 		m := receive(t, s, 1)[0]
 		ack([]flow.Message[Message]{m}, flow.Failed, errors.New("again"))
@@ -869,7 +857,7 @@ func TestFIFOGroupsOneAtATime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(fifoURL)
 		f.put(fifoURL, "a:1", "a:2", "b:1", "a:3", "b:2")
-		s := start(t, f, Config{QueueURL: fifoURL, Retry: RetryAfter(10 * time.Second)})
+		s := start(t, f, Config{QueueURL: fifoURL, Retry: backoff.Fixed(10 * time.Second)})
 		first, err := s.Receive(t.Context(), 10)
 		if got := bodies(first); err != nil || !slices.Equal(got, []string{"a:1", "b:1"}) {
 			t.Fatalf("first: %v %v", got, err)

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 )
 
@@ -58,7 +59,7 @@ func TestDeadLetterSendFailureRetried(t *testing.T) {
 		f := newFake(qURL, dlqURL)
 		f.put(qURL, "poison")
 		f.sendErr = func(int) error { return responseError(500) }
-		s := start(t, f, Config{DeadLetterQueueURL: dlqURL, Retry: RetryAfter(10 * time.Second)})
+		s := start(t, f, Config{DeadLetterQueueURL: dlqURL, Retry: backoff.Fixed(10 * time.Second)})
 		msgs := receive(t, s, 1)
 		ack(msgs, flow.Failed, Permanent(errors.New("not json")))
 		time.Sleep(time.Minute)
