@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
 
@@ -34,9 +39,14 @@ func loadAWS(ctx context.Context, given *aws.Config, flag string) (aws.Config, e
 	return cfg, nil
 }
 
-// checkQueue makes the start-up check of an SQS source: a queue that cannot be used is a
-// *ConfigError for --queue-url that says why in a few words.
-func checkQueue(ctx context.Context, src *sqs.Source, url string) error {
+// checkQueue makes the start-up check of an SQS source: credentials that cannot be found, or
+// a queue that cannot be used, is a *ConfigError that says why in a few words. A queue URL
+// whose host is not the SQS endpoint in use is worth a warning.
+func checkQueue(ctx context.Context, src *sqs.Source, url string, awsCfg aws.Config, log *slog.Logger) error {
+	warnQueueHost(log, url, awsCfg)
+	if err := checkCredentials(ctx, awsCfg); err != nil {
+		return err
+	}
 	err := src.Check(ctx)
 	switch {
 	case err == nil:
@@ -47,11 +57,67 @@ func checkQueue(ctx context.Context, src *sqs.Source, url string) error {
 	return &ConfigError{"queue-url", describeCheck(url, err)}
 }
 
+// checkCredentials asks the credentials chain for credentials once, so that a machine with
+// none is told so, rather than what the last source of the chain (the EC2 instance role)
+// said when it was tried.
+func checkCredentials(ctx context.Context, cfg aws.Config) error {
+	if cfg.Credentials == nil {
+		return &ConfigError{"", noCredentials + " (none configured)"}
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &ConfigError{"", fmt.Sprintf("%s (the last source tried said: %s)", noCredentials, rootCause(err))}
+	}
+	return nil
+}
+
+const noCredentials = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+	"or AWS_PROFILE, or run where a role provides them"
+
+// warnQueueHost warns when SQS requests go to an overriding endpoint whose host is not the
+// queue URL's: SQS finds a queue by the endpoint a request is sent to, so the queue used is
+// the endpoint's queue of that name, not the one the URL names.
+func warnQueueHost(log *slog.Logger, queueURL string, cfg aws.Config) {
+	endpoint, from := sqsEndpoint(cfg)
+	if endpoint == "" {
+		return
+	}
+	q, err1 := neturl.Parse(queueURL)
+	e, err2 := neturl.Parse(endpoint)
+	if err1 != nil || err2 != nil || strings.EqualFold(q.Host, e.Host) {
+		return
+	}
+	log.Warn("the queue URL's host is not the SQS endpoint in use: requests go to the endpoint, "+
+		"and use its queue of the same name", "queue_url", queueURL, "endpoint", endpoint, "endpoint_from", from)
+}
+
+// sqsEndpoint returns the endpoint that overrides SQS's, and where it was set; "" when none.
+func sqsEndpoint(cfg aws.Config) (endpoint, from string) {
+	if v := os.Getenv("AWS_ENDPOINT_URL_SQS"); v != "" {
+		return v, "AWS_ENDPOINT_URL_SQS"
+	}
+	if cfg.BaseEndpoint != nil {
+		if v := os.Getenv("AWS_ENDPOINT_URL"); v == *cfg.BaseEndpoint {
+			return v, "AWS_ENDPOINT_URL"
+		}
+		return *cfg.BaseEndpoint, "the AWS configuration"
+	}
+	if v := os.Getenv("AWS_ENDPOINT_URL"); v != "" {
+		return v, "AWS_ENDPOINT_URL"
+	}
+	return "", ""
+}
+
 // describeCheck says in a few words why the start-up check of the queue failed.
 func describeCheck(url string, err error) string {
 	var se *sqs.Error
 	if !errors.As(err, &se) {
 		return err.Error()
+	}
+	if endpoint, answer, ok := notSQS(se.Err); ok {
+		return fmt.Sprintf("the endpoint %s does not answer as SQS does (%s): check AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_SQS", endpoint, answer)
 	}
 	cause := rootCause(se.Err)
 	switch {
@@ -63,6 +129,35 @@ func describeCheck(url string, err error) string {
 		return fmt.Sprintf("SQS rejected the request for %s: %s", url, cause)
 	}
 	return fmt.Sprintf("cannot reach SQS for %s: %s", url, cause)
+}
+
+// notSQS tells whether err is an answer that SQS would not give: a body that is not SQS's
+// protocol, or an error without an SQS error code. It returns the endpoint that answered and
+// what it answered, in a few words.
+func notSQS(err error) (endpoint, answer string, ok bool) {
+	var resp *awshttp.ResponseError
+	if !errors.As(err, &resp) || resp.Response == nil || resp.Response.Response == nil {
+		return "", "", false
+	}
+	var deser *smithy.DeserializationError
+	var api smithy.APIError
+	switch {
+	case errors.As(err, &deser):
+	case errors.As(err, &api) && api.ErrorCode() == "UnknownError":
+	default:
+		return "", "", false
+	}
+	r := resp.Response.Response
+	if r.Request != nil && r.Request.URL != nil {
+		u := *r.Request.URL
+		u.Path, u.RawPath, u.RawQuery = "", "", ""
+		endpoint = u.String()
+	}
+	answer = "HTTP " + strconv.Itoa(r.StatusCode)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		answer += ", " + ct
+	}
+	return endpoint, answer, true
 }
 
 // rootCause is the part of an SDK error that says what went wrong, without the layers of

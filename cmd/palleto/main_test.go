@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,15 +104,31 @@ func TestStartupProblemsAreFoundBeforePolling(t *testing.T) {
 		}
 		return m
 	}
+	// Endpoints that are not SQS: a web page, and a 404 page.
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body>hello</body></html>")
+	}))
+	defer page.Close()
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	defer notFound.Close()
+	noCredentials := with("AWS_ENDPOINT_URL", srv.URL(), "AWS_ACCESS_KEY_ID", "", "AWS_SECRET_ACCESS_KEY", "", "AWS_PROFILE", "",
+		"AWS_CONFIG_FILE", "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", "AWS_WEB_IDENTITY_TOKEN_FILE", "",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
 	cases := []struct {
 		name string
 		env  map[string]string
 		url  string
 		want string
+		not  string // a misleading cause the message must not give
 	}{
-		{"unreachable endpoint", with("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), q.URL, "cannot reach SQS"},
-		{"missing queue", with("AWS_ENDPOINT_URL", srv.URL()), strings.TrimSuffix(q.URL, "startup") + "no-such-queue", "does not exist"},
-		{"no region", with("AWS_ENDPOINT_URL", srv.URL(), "AWS_REGION", "", "AWS_DEFAULT_REGION", "", "AWS_CONFIG_FILE", "/nonexistent"), q.URL, "AWS_REGION"},
+		{"unreachable endpoint", with("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), "http://127.0.0.1:1/123456789012/startup", "cannot reach SQS", ""},
+		{"no credentials", noCredentials, q.URL, "no AWS credentials found", "cannot reach SQS"},
+		{"a web page", with("AWS_ENDPOINT_URL", page.URL), page.URL + "/123456789012/q", "the endpoint " + page.URL + " does not answer as SQS does (HTTP 200, text/html)", "unexpected token"},
+		{"a 404 page", with("AWS_ENDPOINT_URL", notFound.URL), notFound.URL + "/123456789012/q", "does not answer as SQS does (HTTP 404", "unmarshal"},
+		{"missing queue", with("AWS_ENDPOINT_URL", srv.URL()), strings.TrimSuffix(q.URL, "startup") + "no-such-queue", "does not exist", ""},
+		{"no region", with("AWS_ENDPOINT_URL", srv.URL(), "AWS_REGION", "", "AWS_DEFAULT_REGION", "", "AWS_CONFIG_FILE", "/nonexistent"), q.URL, "AWS_REGION", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,7 +152,38 @@ func TestStartupProblemsAreFoundBeforePolling(t *testing.T) {
 			if !strings.Contains(e.String(), c.want) {
 				t.Fatalf("message %q does not say %q", e.String(), c.want)
 			}
+			if c.not != "" && strings.Contains(e.String(), c.not) {
+				t.Fatalf("message %q names a misleading cause: %q", e.String(), c.not)
+			}
 		})
+	}
+}
+
+// With an overriding endpoint, a queue URL of another host is used on the endpoint: the run
+// warns, naming both.
+func TestQueueHostNotEndpointWarns(t *testing.T) {
+	srv := moto.Shared(t)
+	name := fmt.Sprint("hostwarn-", time.Now().UnixNano())
+	if _, err := moto.CreateQueue(t.Context(), srv.SQS(), name, moto.QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	awsURL := "https://sqs.us-east-1.amazonaws.com/123456789012/" + name
+	code, _, stderr := runMain(t, map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": srv.URL()},
+		"run", "--queue-url", awsURL, "--out", t.TempDir(), "--drain", "--status", "off", "--wait-time", "1s", "--log-level", "warn")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "level=WARN") || !strings.Contains(stderr, "queue_url="+awsURL) || !strings.Contains(stderr, "endpoint="+srv.URL()) {
+		t.Fatalf("no warning naming the queue URL and the endpoint:\n%s", stderr)
+	}
+	// The same host as the endpoint: no warning.
+	q, err := moto.CreateQueue(t.Context(), srv.SQS(), name+"-same", moto.QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, stderr = runMain(t, nil, "run", "--queue-url", q.URL, "--out", t.TempDir(), "--drain", "--status", "off", "--wait-time", "1s", "--log-level", "warn")
+	if strings.Contains(stderr, "endpoint=") {
+		t.Fatalf("a warning for a queue on the endpoint's host:\n%s", stderr)
 	}
 }
 
