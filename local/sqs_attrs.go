@@ -28,6 +28,7 @@ type queueAttrs struct {
 	visibility   time.Duration
 	delay        time.Duration
 	wait         time.Duration
+	retention    time.Duration // a message older than this is deleted
 	maxSize      int
 	contentDedup bool
 	groupScope   bool   // DeduplicationScope messageGroup: deduplication ids count per group
@@ -143,6 +144,7 @@ func parsedAttrs(raw map[string]string) queueAttrs {
 		visibility:   sec("VisibilityTimeout"),
 		delay:        sec("DelaySeconds"),
 		wait:         sec("ReceiveMessageWaitTimeSeconds"),
+		retention:    sec("MessageRetentionPeriod"),
 		contentDedup: raw["ContentBasedDeduplication"] == "true",
 		groupScope:   raw["DeduplicationScope"] == "messageGroup",
 	}

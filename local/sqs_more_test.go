@@ -442,3 +442,20 @@ func TestNotifyDeliversToTheQueueAnARNNames(t *testing.T) {
 		t.Errorf("notify to a missing queue: %v", err)
 	}
 }
+
+func TestMessagesOlderThanTheRetentionPeriodAreDeleted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, c := inProcess(t)
+		url := createQueue(t, c, "short", map[string]string{"MessageRetentionPeriod": "60"})
+		send(t, c, url, "old")
+		time.Sleep(30 * time.Second)
+		send(t, c, url, "young")
+		time.Sleep(30 * time.Second)
+		if got := bodies(receive(t, c, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})); got != "young" {
+			t.Errorf("received %q 60 s after the first send, want only the younger message", got)
+		}
+		if got := counts(t, c, url); got != "0/1/0" {
+			t.Errorf("counts %s, want 0/1/0", got)
+		}
+	})
+}

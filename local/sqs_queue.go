@@ -407,6 +407,10 @@ func (q *queue) take(now time.Time, req receiveRequest, dlq *queue) (out []recei
 
 	var got []*message
 	pick := func(m *message) bool {
+		if !m.sent.Add(q.attrs.retention).After(now) {
+			q.drop(m) // past the retention period: SQS deletes it
+			return false
+		}
 		if maxReceive > 0 && m.receiveCount >= maxReceive {
 			q.drop(m)
 			dead = append(dead, m)
