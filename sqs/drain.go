@@ -2,11 +2,9 @@ package sqs
 
 import (
 	"log/slog"
-	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
 // checkDrainLocked starts a drain check after an empty receive, if the source holds nothing.
@@ -19,17 +17,11 @@ func (s *Source) checkDrainLocked() {
 	go s.checkDrain(s.seen)
 }
 
-var drainAttributes = []types.QueueAttributeName{
-	types.QueueAttributeNameApproximateNumberOfMessages,
-	types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-	types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-}
-
 func (s *Source) checkDrain(seen int64) {
 	defer s.wg.Done()
 	out, err := s.client.GetQueueAttributes(s.ctx, &awssqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(s.cfg.QueueURL),
-		AttributeNames: drainAttributes,
+		AttributeNames: countAttributes,
 	})
 	s.mu.Lock()
 	defer s.wake()
@@ -48,10 +40,8 @@ func (s *Source) checkDrain(seen int64) {
 		s.logLocked(slog.LevelWarn, "drain check failed", slog.Any("err", err))
 		return
 	}
-	for _, a := range drainAttributes {
-		if n, err := strconv.Atoi(out.Attributes[string(a)]); err != nil || n != 0 {
-			return
-		}
+	if c, err := countsOf(out.Attributes); err != nil || c != (Counts{}) {
+		return
 	}
 	if s.seen == seen && len(s.byID) == 0 {
 		s.drained = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,10 +28,14 @@ type fakeSQS struct {
 	inFlightAt func(n int) // called with the receives in flight at each new receive
 
 	// Hooks, each called with the lock held; a nil hook does nothing.
-	receiveErr    func(n int) error    // error for the nth receive (from 1), before it acts
-	deleteErr     func(n int) error    // error for the nth delete batch
-	changeErr     func(n int) error    // error for the nth visibility batch
-	sendErr       func(n int) error    // error for the nth SendMessage
+	receiveErr func(n int) error // error for the nth receive (from 1), before it acts
+	deleteErr  func(n int) error // error for the nth delete batch
+	changeErr  func(n int) error // error for the nth visibility batch
+	sendErr    func(n int) error // error for the nth SendMessage
+	// sendFault, if not nil, may fail an entry of a SendMessageBatch: the nth try of body.
+	sendFault     func(n int, body string) (types.BatchResultErrorEntry, bool)
+	sendTries     map[string]int       // SendMessageBatch tries by body
+	sendDedups    map[string][]string  // the deduplication ids of those tries
 	entryFault    func(id string) bool // fail this entry of a delete or visibility batch (server side)
 	maxPerReceive int                  // if positive, the most messages one receive returns
 	blockBatch    chan struct{}        // if not nil, batch requests wait for it to close or their ctx
@@ -40,10 +45,11 @@ type fakeSQS struct {
 }
 
 type fakeQueue struct {
-	url  string
-	fifo bool
-	msgs []*fakeMsg
-	seq  int
+	url     string
+	fifo    bool
+	redrive string // RedrivePolicy attribute; empty: none
+	msgs    []*fakeMsg
+	seq     int
 }
 
 type fakeMsg struct {
@@ -75,6 +81,8 @@ type fakeCall struct {
 type fakeEntry struct {
 	ID      string // message id
 	Timeout int32
+	Group   string // SendMessageBatch: MessageGroupId
+	Dedup   string // SendMessageBatch: MessageDeduplicationId
 }
 
 func newFake(urls ...string) *fakeSQS {
@@ -457,10 +465,62 @@ func (f *fakeSQS) GetQueueAttributes(ctx context.Context, in *awssqs.GetQueueAtt
 			visible++
 		}
 	}
-	return &awssqs.GetQueueAttributesOutput{Attributes: map[string]string{
+	out := &awssqs.GetQueueAttributesOutput{Attributes: map[string]string{
 		"ApproximateNumberOfMessages":           strconv.Itoa(visible),
 		"ApproximateNumberOfMessagesNotVisible": strconv.Itoa(invisible),
 		"ApproximateNumberOfMessagesDelayed":    "0",
 		"QueueArn":                              "arn:aws:sqs:us-east-1:123456789012:" + q.url,
-	}}, nil
+	}}
+	if q.redrive != "" {
+		out.Attributes["RedrivePolicy"] = q.redrive
+	}
+	return out, nil
+}
+
+func (f *fakeSQS) GetQueueUrl(ctx context.Context, in *awssqs.GetQueueUrlInput, _ ...func(*awssqs.Options)) (*awssqs.GetQueueUrlOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record(fakeCall{Action: "GetQueueUrl", At: time.Now(), Queue: aws.ToString(in.QueueName)})
+	for u := range f.queues {
+		if strings.HasSuffix(u, "/"+aws.ToString(in.QueueName)) {
+			return &awssqs.GetQueueUrlOutput{QueueUrl: aws.String(u)}, nil
+		}
+	}
+	return nil, &types.QueueDoesNotExist{Message: aws.String("The specified queue does not exist.")}
+}
+
+// SendMessageBatch records, as the call's Entries, the ids of the messages it accepted.
+func (f *fakeSQS) SendMessageBatch(ctx context.Context, in *awssqs.SendMessageBatchInput, _ ...func(*awssqs.Options)) (*awssqs.SendMessageBatchOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := fakeCall{Action: "SendMessageBatch", At: time.Now(), Queue: aws.ToString(in.QueueUrl)}
+	q, err := f.queue(in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	if f.sendTries == nil {
+		f.sendTries, f.sendDedups = map[string]int{}, map[string][]string{}
+	}
+	out := &awssqs.SendMessageBatchOutput{}
+	for _, e := range in.Entries {
+		body := aws.ToString(e.MessageBody)
+		f.sendTries[body]++
+		f.sendDedups[body] = append(f.sendDedups[body], aws.ToString(e.MessageDeduplicationId))
+		if f.sendFault != nil {
+			if fe, ok := f.sendFault(f.sendTries[body], body); ok {
+				fe.Id = e.Id
+				out.Failed = append(out.Failed, fe)
+				continue
+			}
+		}
+		f.nextID++
+		q.seq++
+		m := &fakeMsg{id: "m" + strconv.Itoa(f.nextID), body: body, group: aws.ToString(e.MessageGroupId), sent: time.Now(), seq: q.seq}
+		q.msgs = append(q.msgs, m)
+		c.Entries = append(c.Entries, fakeEntry{ID: m.id, Group: m.group, Dedup: aws.ToString(e.MessageDeduplicationId)})
+		out.Successful = append(out.Successful, types.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String(m.id)})
+	}
+	f.record(c)
+	f.notifyLocked()
+	return out, nil
 }

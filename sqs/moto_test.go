@@ -77,15 +77,8 @@ func queueCounts(t *testing.T, c *awssqs.Client, url string) [3]int {
 }
 
 func countMessages(ctx context.Context, c *awssqs.Client, url string) ([3]int, error) {
-	var n [3]int
-	out, err := c.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: drainAttributes})
-	if err != nil {
-		return n, err
-	}
-	for i, a := range drainAttributes {
-		n[i], _ = strconv.Atoi(out.Attributes[string(a)])
-	}
-	return n, nil
+	n, err := QueueCounts(ctx, c, url)
+	return [3]int{n.Visible, n.InFlight, n.Delayed}, err
 }
 
 func newSource(t *testing.T, c API, cfg Config) *Source {

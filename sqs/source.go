@@ -17,7 +17,7 @@ import (
 	"github.com/palleto/palleto/backoff"
 )
 
-// API is the part of the SQS client that the source uses; *sqs.Client of aws-sdk-go-v2
+// API is the part of the SQS client that the package uses; *sqs.Client of aws-sdk-go-v2
 // implements it.
 type API interface {
 	ReceiveMessage(context.Context, *awssqs.ReceiveMessageInput, ...func(*awssqs.Options)) (*awssqs.ReceiveMessageOutput, error)
@@ -25,6 +25,9 @@ type API interface {
 	ChangeMessageVisibilityBatch(context.Context, *awssqs.ChangeMessageVisibilityBatchInput, ...func(*awssqs.Options)) (*awssqs.ChangeMessageVisibilityBatchOutput, error)
 	SendMessage(context.Context, *awssqs.SendMessageInput, ...func(*awssqs.Options)) (*awssqs.SendMessageOutput, error)
 	GetQueueAttributes(context.Context, *awssqs.GetQueueAttributesInput, ...func(*awssqs.Options)) (*awssqs.GetQueueAttributesOutput, error)
+	// For QueueCounts, DeadLetterQueueURL and Send:
+	GetQueueUrl(context.Context, *awssqs.GetQueueUrlInput, ...func(*awssqs.Options)) (*awssqs.GetQueueUrlOutput, error)
+	SendMessageBatch(context.Context, *awssqs.SendMessageBatchInput, ...func(*awssqs.Options)) (*awssqs.SendMessageBatchOutput, error)
 }
 
 // Stats is a snapshot of a source's counters.
