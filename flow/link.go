@@ -21,7 +21,7 @@ type link[T any] struct {
 func newLink[T any](parts int) *link[T] {
 	l := &link[T]{parts: make([]*part[T], parts)}
 	for i := range l.parts {
-		l.parts[i] = &part[T]{ready: make(chan struct{}, 1), wanted: make(chan struct{}, 1)}
+		l.parts[i] = &part[T]{ready: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
 	}
 	return l
 }
@@ -44,6 +44,7 @@ type part[T any] struct {
 
 	ready  chan struct{} // signalled when items arrive or the part closes
 	wanted chan struct{} // signalled when demand arrives
+	done   chan struct{} // closed when the part closes
 }
 
 func signal(c chan struct{}) {
@@ -214,7 +215,10 @@ func (p *part[T]) append(items []item[T]) {
 
 func (p *part[T]) close() {
 	p.mu.Lock()
-	p.closed = true
+	if !p.closed {
+		p.closed = true
+		close(p.done)
+	}
 	p.mu.Unlock()
 	signal(p.ready)
 }

@@ -21,8 +21,11 @@ type Config struct {
 
 // Options configure a stage.
 type Options struct {
-	// Concurrency is the number of workers. Zero means 1.
+	// Concurrency is the number of workers. Zero means 1. With Limit, it is the most.
 	Concurrency int
+	// Limit, if not nil, is how many of the workers take work at a time; it may change while
+	// the pipeline runs. Nil means all of them.
+	Limit *Limit
 	// MaxDemand is the most items a worker asks for at once. Zero means 10.
 	MaxDemand int
 	// MinDemand is the outstanding demand at which a worker asks for more. Zero means half

@@ -90,6 +90,10 @@ func addStage[T, U any](in *Stream[T], name string, opts Options, hasOut bool, p
 	}
 	st := &stage[T, U]{name: name, opts: opts, process: process}
 	st.in = in.input(name, opts.Concurrency)
+	if opts.Limit != nil && len(st.in.parts) > 1 {
+		// A worker kept out by the limit would leave its partition's items waiting.
+		p.configError(&ConfigError{name, "Limit cannot apply to a partitioned input"})
+	}
 	var s *Stream[U]
 	if hasOut {
 		s, st.out = plainStream[U](p, name)
@@ -170,6 +174,9 @@ func (w *worker[T, U]) run() {
 	max, min := st.opts.MaxDemand, st.opts.MinDemand
 	outstanding := 0 // asked for and not yet taken
 	for {
+		if outstanding == 0 && st.opts.Limit != nil && !w.admitted(st.opts.Limit) {
+			return // the input closed, or the grace period is over, while this worker was idle
+		}
 		if outstanding <= min {
 			w.in.ask(max - outstanding)
 			rs.observe(Event{Stage: st.name, Worker: w.id, Kind: EventAsked, N: max - outstanding, Demand: max})
@@ -209,6 +216,25 @@ func (w *worker[T, U]) run() {
 			w.results = spare[:0]
 		}
 		w.acks.flush()
+	}
+}
+
+// admitted waits until the limit admits this worker. A worker kept out holds nothing: it
+// has no outstanding demand, and took none of the items waiting in its input. False means
+// the input closed or the work context ended meanwhile.
+func (w *worker[T, U]) admitted(l *Limit) bool {
+	for {
+		ok, changed := l.admits(w.id)
+		if ok {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-w.in.done:
+			return false
+		case <-w.rs.work.Done():
+			return false
+		}
 	}
 }
 
