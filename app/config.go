@@ -38,7 +38,7 @@ type Config struct {
 	QueueURL   string        // --queue-url: required
 	Out        string        // --out: result directory; default ./out
 	Drain      bool          // --drain: stop once the queue is empty and all work is done
-	Fetchers   int           // --fetchers: concurrent downloads; default 4
+	Fetchers   int           // --fetchers: concurrent downloads; 0 (default): found at run time
 	Processors int           // --processors: concurrent analyses; default the number of CPUs
 	OnMissing  string        // --on-missing: "fail" (default) or "skip"
 	DLQURL     string        // --dlq-url: where malformed messages go at once
@@ -72,9 +72,6 @@ func (c *Config) setDefaults() {
 	if c.Out == "" {
 		c.Out = "./out"
 	}
-	if c.Fetchers == 0 {
-		c.Fetchers = 4
-	}
 	if c.Processors == 0 {
 		c.Processors = runtime.NumCPU()
 	}
@@ -107,8 +104,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.QueueURL == "":
 		return &ConfigError{"queue-url", "is required"}
-	case c.Fetchers < 1:
-		return &ConfigError{"fetchers", fmt.Sprintf("%d: want at least 1", c.Fetchers)}
+	case c.Fetchers < 0:
+		return &ConfigError{"fetchers", fmt.Sprintf("%d: want at least 1 (or 0 to let the run find it)", c.Fetchers)}
 	case c.Processors < 1:
 		return &ConfigError{"processors", fmt.Sprintf("%d: want at least 1", c.Processors)}
 	case c.OnMissing != OnMissingFail && c.OnMissing != OnMissingSkip:

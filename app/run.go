@@ -15,6 +15,7 @@ import (
 
 	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/metrics"
 	"github.com/palleto/palleto/output"
 	"github.com/palleto/palleto/sqs"
 )
@@ -94,6 +95,9 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		if endpointOverridden(awsCfg) {
 			o.UsePathStyle = true
 		}
+		// An object stored without a checksum (any object of an S3-compatible store, or
+		// uploaded without one) is not an event worth a log line per download.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), cfg.sqsConfig())
 	if err != nil {
@@ -138,15 +142,41 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 
 	// The topology: SQS messages → the objects each names → their content, spooled → the
-	// analysis → the result file.
+	// analysis → the result file. The parse workers each ask for one full receive (10
+	// messages) once all of their last one has gone on, and the source runs a receive for
+	// each, so that receives keep ahead of the downloads; unless --fetchers pins it, the
+	// number of downloads in flight is found at run time (tune.go), and the parse workers
+	// follow it.
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
+	parse := flow.Options{Concurrency: parseWorkers(cfg.Fetchers), MaxDemand: 10, MinDemand: -1}
+	fetch := flow.Options{Concurrency: cfg.Fetchers, MaxDemand: 1}
+	fetchFn := st.fetch
+	var meter fetchMeter
+	if cfg.Fetchers == 0 {
+		parse.Concurrency, parse.Limit = parseWorkers(tuneMax), flow.NewLimit(parseWorkers(tuneStart))
+		fetch.Concurrency, fetch.Limit = tuneMax, flow.NewLimit(tuneStart)
+		fetchFn = meteredFetch(st.fetch, &meter)
+		t.fetchers.Store(tuneStart)
+	} else {
+		t.fetchers.Store(int64(cfg.Fetchers))
+	}
 	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)}) // NoWait: no grace, as in flow
 	led := newLedger(src, cfg.Drain)
-	msgs := flow.From(p, "sqs", led, flow.SourceOptions{})
-	objects := flow.FlatMap(msgs, "parse", st.parseMessage, flow.Options{Concurrency: 1, MaxDemand: 10})
-	files := flow.FlatMap(objects, "fetch", st.fetch, flow.Options{Concurrency: cfg.Fetchers, MaxDemand: 1})
+	msgs := flow.From(p, "sqs", led, flow.SourceOptions{Concurrency: parse.Concurrency})
+	objects := flow.FlatMap(msgs, "parse", st.parseMessage, parse)
+	files := flow.FlatMap(objects, "fetch", fetchFn, fetch)
 	results := flow.Map(files, "analyse", st.analyse, flow.Options{Concurrency: cfg.Processors, MaxDemand: 1})
-	flow.Sink(results, "write", st.write, flow.Options{Concurrency: 2, MaxDemand: 4})
+	flow.Sink(results, "write", st.write, flow.Options{Concurrency: writeWorkers, MaxDemand: 1})
+	if fetch.Limit != nil {
+		if cfg.Metrics != nil {
+			if err := metrics.RegisterLimit(cfg.Metrics, "fetch", fetch.Limit); err != nil {
+				return Summary{}, fmt.Errorf("metrics: %w", err)
+			}
+		}
+		stopTune, tuned := make(chan struct{}), make(chan struct{})
+		go tune(&meter, newTuner(), fetch.Limit, parse.Limit, &t.fetchers, stopTune, tuned)
+		defer func() { close(stopTune); <-tuned }()
+	}
 
 	began := time.Now()
 	stopMetrics := serveMetrics(metricsLn, cfg.Metrics, log)
@@ -244,6 +274,7 @@ func sweep(out *output.Writer, log *slog.Logger) (stop func()) {
 // tally counts pipeline events for the status line and the summary.
 type tally struct {
 	received, objects, failed atomic.Int64
+	fetchers                  atomic.Int64 // downloads in flight allowed now
 }
 
 func (t *tally) Observe(e flow.Event) {

@@ -184,7 +184,7 @@ func (s *stages) write(_ context.Context, r output.Result) error {
 	if err != nil {
 		return fmt.Errorf("s3://%s/%s: write result: %w", r.Bucket, r.Key, err)
 	}
-	s.log.Info("processed", "bucket", r.Bucket, "key", r.Key, "lines", r.Lines, "bytes", r.Bytes,
+	s.log.Debug("processed", "bucket", r.Bucket, "key", r.Key, "lines", r.Lines, "bytes", r.Bytes,
 		"encoding", r.Encoding, "result", path, "outcome", outcome.String())
 	return nil
 }

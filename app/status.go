@@ -52,8 +52,8 @@ func (s *StatusLine) start(t *tally, src inFlight, began time.Time) (stop func()
 func (s *StatusLine) print(t *tally, src inFlight, began time.Time, last bool) {
 	sum := t.summary(time.Since(began))
 	st := src.Stats()
-	line := fmt.Sprintf("received %d  in flight %d  done %d  failed %d  %.1f objects/s  %s",
-		sum.Messages, st.InFlight+st.Held, sum.Objects, sum.Failed, sum.ObjPerSec, sum.Elapsed.Round(time.Second))
+	line := fmt.Sprintf("received %d  in flight %d  done %d  failed %d  %.1f objects/s  fetchers %d  %s",
+		sum.Messages, st.InFlight+st.Held, sum.Objects, sum.Failed, sum.ObjPerSec, t.fetchers.Load(), sum.Elapsed.Round(time.Second))
 	switch {
 	case s.Terminal && last:
 		fmt.Fprintf(s.W, "\r\033[K%s\n", line)

@@ -183,3 +183,14 @@ func (o *Observer) worker(e flow.Event) *workerState {
 	o.workers.Store(&next)
 	return w
 }
+
+// RegisterLimit registers a gauge of a stage's flow.Limit with reg: palleto_stage_limit,
+// the number of the stage's workers allowed to work now (for the fetch stage, the downloads
+// in flight that the run chose).
+func RegisterLimit(reg prometheus.Registerer, stage string, l *flow.Limit) error {
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "palleto_stage_limit",
+		Help:        "Workers of a stage allowed to work now, as chosen at run time.",
+		ConstLabels: prometheus.Labels{"stage": stage},
+	}, func() float64 { return float64(l.N()) }))
+}

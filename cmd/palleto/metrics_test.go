@@ -89,9 +89,13 @@ func TestRunServesMetrics(t *testing.T) {
 	if v, _ := f.Value("palleto_stage_busy_seconds_total", "stage", "analyse"); v <= 0 {
 		t.Errorf("busy seconds of analyse = %v, want more than 0", v)
 	}
-	// The write stage runs 2 workers that ask for 4 items each.
-	if v, _ := f.Value("palleto_stage_demand", "stage", "write"); v != 8 {
-		t.Errorf("demand of write = %v, want 8", v)
+	// The write stage runs 16 workers that ask for 1 item each.
+	if v, _ := f.Value("palleto_stage_demand", "stage", "write"); v != 16 {
+		t.Errorf("demand of write = %v, want 16", v)
+	}
+	// The downloads in flight that the run chose, 4 at first.
+	if v, ok := f.Value("palleto_stage_limit", "stage", "fetch"); !ok || v < 1 {
+		t.Errorf("palleto_stage_limit of fetch = %v (present %v), want at least 1", v, ok)
 	}
 	for _, name := range []string{"go_goroutines", "process_start_time_seconds"} {
 		if _, ok := f.Value(name); !ok {

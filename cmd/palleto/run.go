@@ -77,7 +77,7 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 	fs.StringVar(&cfg.QueueURL, "queue-url", "", "URL of the SQS queue that receives the S3 notifications (required)")
 	fs.StringVar(&cfg.Out, "out", "./out", "directory for the result files")
 	fs.BoolVar(&cfg.Drain, "drain", false, "exit once the queue is empty and all work is done")
-	fs.IntVar(&cfg.Fetchers, "fetchers", 4, "concurrent downloads")
+	fs.IntVar(&cfg.Fetchers, "fetchers", 0, "concurrent downloads (default: the run finds how many give the most throughput)")
 	fs.IntVar(&cfg.Processors, "processors", runtime.NumCPU(), "concurrent analyses")
 	fs.StringVar(&cfg.OnMissing, "on-missing", app.OnMissingFail, "a missing object: fail (retry, then dead-letter) or skip (acknowledge with a warning)")
 	fs.StringVar(&cfg.DLQURL, "dlq-url", "", "dead-letter queue for malformed messages (moved there at once)")
@@ -94,9 +94,9 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 	if err := parse(fs, args, getenv); err != nil {
 		return o, err
 	}
-	// In app.Config zero means "the default"; on the command line it is a mistake.
+	// In app.Config zero means "the default"; typed on the command line it is a mistake.
 	switch {
-	case cfg.Fetchers < 1:
+	case cfg.Fetchers < 1 && isSet(fs, "fetchers"):
 		return o, usagef("--fetchers %d: want at least 1", cfg.Fetchers)
 	case cfg.Processors < 1:
 		return o, usagef("--processors %d: want at least 1", cfg.Processors)
@@ -206,4 +206,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// isSet reports whether the flag name was given, on the command line or by its environment
+// variable.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
