@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palleto/palleto/app"
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/metrics/metricstest"
 )
@@ -30,38 +31,40 @@ func value(t *testing.T, f metricstest.Families, name string, labels ...string) 
 // A run given a registry registers the stage metrics and the SQS source's counters there;
 // the registry then refuses a second run.
 func TestRunRegistersMetrics(t *testing.T) {
-	e := newEnv(t, 0)
-	const n = 2
-	for i := range n {
-		e.put(t, fmt.Sprintf("m/%d.txt", i), []byte("a\nb\n"))
-	}
-	reg := prometheus.NewRegistry()
-	sum := e.run(t, func(c *app.Config) { c.Metrics = reg })
-	f, err := metricstest.Gather(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := value(t, f, "palleto_stage_items_total", "stage", "write", "outcome", "done"); got != float64(sum.Objects) || sum.Objects < n {
-		t.Errorf("write done = %v, summary %d objects, %d put", got, sum.Objects, n)
-	}
-	if got := value(t, f, "palleto_stage_items_total", "stage", "sqs", "outcome", "received"); got != float64(sum.Messages) {
-		t.Errorf("sqs received = %v, summary %d messages", got, sum.Messages)
-	}
-	// The test event and one message per object, each deleted (a redelivery may add more).
-	if got := value(t, f, "palleto_sqs_messages_total", "event", "deleted"); got < n+1 {
-		t.Errorf("sqs deleted = %v, want at least %d", got, n+1)
-	}
-	if got := value(t, f, "palleto_sqs_requests_total", "action", "ReceiveMessage"); got < 1 {
-		t.Errorf("ReceiveMessage requests = %v", got)
-	}
-	if got := value(t, f, "palleto_sqs_in_flight"); got != 0 {
-		t.Errorf("in flight after the run = %v", got)
-	}
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 0)
+		const n = 2
+		for i := range n {
+			e.put(t, fmt.Sprintf("m/%d.txt", i), []byte("a\nb\n"))
+		}
+		reg := prometheus.NewRegistry()
+		sum := e.run(t, func(c *app.Config) { c.Metrics = reg })
+		f, err := metricstest.Gather(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := value(t, f, "palleto_stage_items_total", "stage", "write", "outcome", "done"); got != float64(sum.Objects) || sum.Objects < n {
+			t.Errorf("write done = %v, summary %d objects, %d put", got, sum.Objects, n)
+		}
+		if got := value(t, f, "palleto_stage_items_total", "stage", "sqs", "outcome", "received"); got != float64(sum.Messages) {
+			t.Errorf("sqs received = %v, summary %d messages", got, sum.Messages)
+		}
+		// The test event and one message per object, each deleted (a redelivery may add more).
+		if got := value(t, f, "palleto_sqs_messages_total", "event", "deleted"); got < n+1 {
+			t.Errorf("sqs deleted = %v, want at least %d", got, n+1)
+		}
+		if got := value(t, f, "palleto_sqs_requests_total", "action", "ReceiveMessage"); got < 1 {
+			t.Errorf("ReceiveMessage requests = %v", got)
+		}
+		if got := value(t, f, "palleto_sqs_in_flight"); got != 0 {
+			t.Errorf("in flight after the run = %v", got)
+		}
 
-	_, err = app.Run(t.Context(), e.config(func(c *app.Config) { c.Metrics = reg }))
-	if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
-		t.Fatalf("second run on one registry: %v, want AlreadyRegisteredError", err)
-	}
+		_, err = app.Run(t.Context(), e.config(func(c *app.Config) { c.Metrics = reg }))
+		if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
+			t.Fatalf("second run on one registry: %v, want AlreadyRegisteredError", err)
+		}
+	})
 }
 
 func TestRunMetricsListenUnbindable(t *testing.T) {
@@ -126,30 +129,32 @@ func TestServeMetrics(t *testing.T) {
 
 // With --queue-url, GET /metrics adds the SQS source's counters.
 func TestServeSQSMetrics(t *testing.T) {
-	srv := moto.Shared(t)
-	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-metrics-", time.Now().UnixNano()), moto.QueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	awsCfg := srv.AWSConfig()
-	rec := newRecorder(false)
-	s := startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, Workers: 1, Handler: rec.handle})
-	mustPost(t, s.url, "x", "y")
-	rec.wait(t, 2)
-	f := metricstest.Wait(t, s.url+"/metrics", "two messages deleted", func(f metricstest.Families) bool {
-		v, _ := f.Value("palleto_sqs_messages_total", "event", "deleted")
-		return v >= 2
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		srv := bk
+		q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-metrics-", time.Now().UnixNano()), moto.QueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		awsCfg := srv.Config("")
+		rec := newRecorder(false)
+		s := startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, Workers: 1, Handler: rec.handle})
+		mustPost(t, s.url, "x", "y")
+		rec.wait(t, 2)
+		f := metricstest.Wait(t, s.url+"/metrics", "two messages deleted", func(f metricstest.Families) bool {
+			v, _ := f.Value("palleto_sqs_messages_total", "event", "deleted")
+			return v >= 2
+		})
+		if got := value(t, f, "palleto_sqs_messages_total", "event", "received"); got < 2 {
+			t.Errorf("received = %v, want at least 2", got)
+		}
+		if got := value(t, f, "palleto_sqs_requests_total", "action", "DeleteMessageBatch"); got < 1 {
+			t.Errorf("DeleteMessageBatch requests = %v", got)
+		}
+		if got := value(t, f, "palleto_job_runs_total", "outcome", "done"); got < 2 {
+			t.Errorf("job runs done = %v, want at least 2", got)
+		}
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
 	})
-	if got := value(t, f, "palleto_sqs_messages_total", "event", "received"); got < 2 {
-		t.Errorf("received = %v, want at least 2", got)
-	}
-	if got := value(t, f, "palleto_sqs_requests_total", "action", "DeleteMessageBatch"); got < 1 {
-		t.Errorf("DeleteMessageBatch requests = %v", got)
-	}
-	if got := value(t, f, "palleto_job_runs_total", "outcome", "done"); got < 2 {
-		t.Errorf("job runs done = %v, want at least 2", got)
-	}
-	if err := s.stop(); err != nil {
-		t.Fatal(err)
-	}
 }

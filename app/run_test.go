@@ -31,16 +31,17 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/palleto/palleto/app"
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/output"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(moto.SharedMain(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(awstest.Main(m)) }
 
-// env is a bucket whose notifications go to a queue with a dead-letter queue, on the
-// package's moto_server.
+// env is a bucket whose notifications go to a queue with a dead-letter queue, on one
+// backend (the embedded one or moto_server).
 type env struct {
-	srv    *moto.Server
+	srv    awstest.Backend
 	s3     *s3.Client
 	sqs    *awssqs.Client
 	bucket string
@@ -50,9 +51,8 @@ type env struct {
 
 var envSeq atomic.Int64
 
-func newEnv(t *testing.T, maxReceive int) *env {
+func newEnv(t *testing.T, srv awstest.Backend, maxReceive int) *env {
 	t.Helper()
-	srv := moto.Shared(t)
 	ctx := t.Context()
 	n := envSeq.Add(1)
 	e := &env{srv: srv, s3: srv.S3(), sqs: srv.SQS(), bucket: fmt.Sprintf("bucket-%d", n), out: t.TempDir()}
@@ -87,7 +87,7 @@ func (e *env) config(mod ...func(*app.Config)) app.Config {
 		WaitTime:   time.Second,
 		RetryDelay: 200 * time.Millisecond,
 		MaxDelay:   time.Second,
-		AWS:        ptr(e.srv.AWSConfig()),
+		AWS:        ptr(e.srv.Config("")),
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -167,76 +167,78 @@ func zst(p []byte) []byte {
 }
 
 func TestPipelineEndToEnd(t *testing.T) {
-	e := newEnv(t, 3)
-	type want struct {
-		lines    int64
-		bytes    int64
-		encoding string
-	}
-	wants := map[string]want{}
-	add := func(key string, plain []byte, enc string) {
-		body := plain
-		switch enc {
-		case "gzip":
-			body = gz(plain)
-		case "zstd":
-			body = zst(plain)
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 3)
+		type want struct {
+			lines    int64
+			bytes    int64
+			encoding string
 		}
-		e.put(t, key, body)
-		wants[key] = want{int64(bytes.Count(plain, []byte("\n"))), int64(len(plain)), enc}
-	}
-	for i := range 12 {
-		add(fmt.Sprintf("logs/%02d.log.gz", i), lines(100+i, "gz"), "gzip")
-		add(fmt.Sprintf("logs/%02d.log.zst", i), lines(50+i, "zst"), "zstd")
-		add(fmt.Sprintf("logs/%02d.log", i), lines(10+i, "plain"), "none")
-	}
-	for _, key := range []string{
-		"with space/and+plus.gz", "percent %25 and %2F.txt", "ünïcødé/日本語.log",
-		"../escape/../../etc/passwd", "/leading/slash", "a//double", "trailing/",
-	} {
-		add(key, lines(7, key), "gzip")
-	}
-	add("empty", nil, "none")
-	add("no-newline", []byte("one line without end"), "none")
+		wants := map[string]want{}
+		add := func(key string, plain []byte, enc string) {
+			body := plain
+			switch enc {
+			case "gzip":
+				body = gz(plain)
+			case "zstd":
+				body = zst(plain)
+			}
+			e.put(t, key, body)
+			wants[key] = want{int64(bytes.Count(plain, []byte("\n"))), int64(len(plain)), enc}
+		}
+		for i := range 12 {
+			add(fmt.Sprintf("logs/%02d.log.gz", i), lines(100+i, "gz"), "gzip")
+			add(fmt.Sprintf("logs/%02d.log.zst", i), lines(50+i, "zst"), "zstd")
+			add(fmt.Sprintf("logs/%02d.log", i), lines(10+i, "plain"), "none")
+		}
+		for _, key := range []string{
+			"with space/and+plus.gz", "percent %25 and %2F.txt", "ünïcødé/日本語.log",
+			"../escape/../../etc/passwd", "/leading/slash", "a//double", "trailing/",
+		} {
+			add(key, lines(7, key), "gzip")
+		}
+		add("empty", nil, "none")
+		add("no-newline", []byte("one line without end"), "none")
 
-	sum := e.run(t)
-	for key, w := range wants {
-		r, ok := e.result(t, key)
-		if !ok {
-			t.Errorf("%q: no result", key)
-			continue
-		}
-		if r.Key != key || r.Bucket != e.bucket || r.Lines != w.lines || r.Bytes != w.bytes || r.Encoding != w.encoding || r.Size <= 0 && w.bytes > 0 {
-			t.Errorf("%q: result %+v, want key %q, lines %d, bytes %d, encoding %s", key, r, key, w.lines, w.bytes, w.encoding)
-		}
-		if r.MessageID == "" || r.ETag == "" || r.ProcessedAt.IsZero() {
-			t.Errorf("%q: result lacks message id, etag or time: %+v", key, r)
-		}
-	}
-	// Nothing was written outside the output directory, and nothing but results inside it.
-	files := 0
-	filepath.WalkDir(e.out, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files++
-			if !strings.HasSuffix(path, ".json") {
-				t.Errorf("unexpected file %s", path)
+		sum := e.run(t)
+		for key, w := range wants {
+			r, ok := e.result(t, key)
+			if !ok {
+				t.Errorf("%q: no result", key)
+				continue
+			}
+			if r.Key != key || r.Bucket != e.bucket || r.Lines != w.lines || r.Bytes != w.bytes || r.Encoding != w.encoding || r.Size <= 0 && w.bytes > 0 {
+				t.Errorf("%q: result %+v, want key %q, lines %d, bytes %d, encoding %s", key, r, key, w.lines, w.bytes, w.encoding)
+			}
+			if r.MessageID == "" || r.ETag == "" || r.ProcessedAt.IsZero() {
+				t.Errorf("%q: result lacks message id, etag or time: %+v", key, r)
 			}
 		}
-		return nil
+		// Nothing was written outside the output directory, and nothing but results inside it.
+		files := 0
+		filepath.WalkDir(e.out, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files++
+				if !strings.HasSuffix(path, ".json") {
+					t.Errorf("unexpected file %s", path)
+				}
+			}
+			return nil
+		})
+		if files != len(wants) {
+			t.Errorf("%d files under --out, want %d", files, len(wants))
+		}
+		// At least once: a message SQS delivers twice is processed twice (into the same file).
+		if sum.Objects < int64(len(wants)) || sum.Objects > int64(len(wants))+2 {
+			t.Errorf("summary counts %d objects, want %d", sum.Objects, len(wants))
+		}
+		if !sum.OK() || sum.Distinct.Released != 0 || sum.Distinct.Succeeded < 1 || sum.Distinct.Succeeded > sum.Messages {
+			t.Errorf("summary %+v: want every distinct message succeeded", sum)
+		}
+		if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
+			t.Errorf("queue left with %s visible, %s in flight", v, f)
+		}
 	})
-	if files != len(wants) {
-		t.Errorf("%d files under --out, want %d", files, len(wants))
-	}
-	// At least once: a message SQS delivers twice is processed twice (into the same file).
-	if sum.Objects < int64(len(wants)) || sum.Objects > int64(len(wants))+2 {
-		t.Errorf("summary counts %d objects, want %d", sum.Objects, len(wants))
-	}
-	if !sum.OK() || sum.Distinct.Released != 0 || sum.Distinct.Succeeded < 1 || sum.Distinct.Succeeded > sum.Messages {
-		t.Errorf("summary %+v: want every distinct message succeeded", sum)
-	}
-	if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
-		t.Errorf("queue left with %s visible, %s in flight", v, f)
-	}
 }
 
 // s3Notification is an S3 notification body naming several objects of one bucket.
@@ -283,120 +285,130 @@ func (e *env) deadLetterBodies(t *testing.T) []string {
 }
 
 func TestMissingObjectFailsThenDeadLetters(t *testing.T) {
-	e := newEnv(t, 2)
-	e.put(t, "here-1", []byte("a\nb\n"))
-	e.put(t, "here-2", []byte("c\n"))
-	e.purge(t)
-	e.send(t, s3Notification(e.bucket, "here-1", "gone", "here-2"))
-	sum := e.run(t)
-	// Two deliveries, one distinct message, failed for its missing object.
-	want := app.Tally{Failures: []app.FailureCount{{Outcome: "failed", Reason: "object not found", N: 1}}}
-	if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() || sum.Messages != 2 {
-		t.Errorf("summary %+v, want distinct %+v from 2 deliveries", sum, want)
-	}
-	// The objects that exist were processed; the message failed for the missing one and
-	// went to the dead-letter queue after the redrive count.
-	for _, k := range []string{"here-1", "here-2"} {
-		if _, ok := e.result(t, k); !ok {
-			t.Errorf("%s: no result", k)
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 2)
+		e.put(t, "here-1", []byte("a\nb\n"))
+		e.put(t, "here-2", []byte("c\n"))
+		e.purge(t)
+		e.send(t, s3Notification(e.bucket, "here-1", "gone", "here-2"))
+		sum := e.run(t)
+		// Two deliveries, one distinct message, failed for its missing object.
+		want := app.Tally{Failures: []app.FailureCount{{Outcome: "failed", Reason: "object not found", N: 1}}}
+		if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() || sum.Messages != 2 {
+			t.Errorf("summary %+v, want distinct %+v from 2 deliveries", sum, want)
 		}
-	}
-	if dl := e.deadLetterBodies(t); len(dl) != 1 || !strings.Contains(dl[0], `"gone"`) {
-		t.Fatalf("dead-letter queue holds %q, want the message naming the missing object", dl)
-	}
+		// The objects that exist were processed; the message failed for the missing one and
+		// went to the dead-letter queue after the redrive count.
+		for _, k := range []string{"here-1", "here-2"} {
+			if _, ok := e.result(t, k); !ok {
+				t.Errorf("%s: no result", k)
+			}
+		}
+		if dl := e.deadLetterBodies(t); len(dl) != 1 || !strings.Contains(dl[0], `"gone"`) {
+			t.Fatalf("dead-letter queue holds %q, want the message naming the missing object", dl)
+		}
+	})
 }
 
 func TestMissingObjectSkipped(t *testing.T) {
-	e := newEnv(t, 2)
-	e.put(t, "here", []byte("a\n"))
-	e.purge(t)
-	e.send(t, s3Notification(e.bucket, "gone", "here"))
-	e.run(t, func(c *app.Config) { c.OnMissing = app.OnMissingSkip })
-	if _, ok := e.result(t, "here"); !ok {
-		t.Error("the existing object was not processed")
-	}
-	if dl := e.deadLetterBodies(t); len(dl) != 0 {
-		t.Fatalf("dead-letter queue holds %q, want nothing under --on-missing=skip", dl)
-	}
-	if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
-		t.Errorf("queue left with %s visible, %s in flight", v, f)
-	}
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 2)
+		e.put(t, "here", []byte("a\n"))
+		e.purge(t)
+		e.send(t, s3Notification(e.bucket, "gone", "here"))
+		e.run(t, func(c *app.Config) { c.OnMissing = app.OnMissingSkip })
+		if _, ok := e.result(t, "here"); !ok {
+			t.Error("the existing object was not processed")
+		}
+		if dl := e.deadLetterBodies(t); len(dl) != 0 {
+			t.Fatalf("dead-letter queue holds %q, want nothing under --on-missing=skip", dl)
+		}
+		if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
+			t.Errorf("queue left with %s visible, %s in flight", v, f)
+		}
+	})
 }
 
 func TestCorruptFileGoesToDeadLetterQueue(t *testing.T) {
-	e := newEnv(t, 2)
-	good := gz(lines(1000, "good"))
-	e.put(t, "good.gz", good)
-	e.put(t, "corrupt.gz", good[:len(good)/2])
-	sum := e.run(t)
-	// The test event and good.gz succeeded; corrupt.gz failed on each delivery.
-	want := app.Tally{Succeeded: 2, Failures: []app.FailureCount{{Outcome: "failed", Reason: "corrupt content", N: 1}}}
-	if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() {
-		t.Errorf("summary %+v, want distinct %+v", sum, want)
-	}
-	if s := sum.String(); !strings.Contains(s, "3 messages (2 succeeded, 1 failed (1 corrupt content))") {
-		t.Errorf("summary line %q does not count the messages by outcome and reason", s)
-	}
-	if _, ok := e.result(t, "corrupt.gz"); ok {
-		t.Error("a result file was written for a corrupt object")
-	}
-	if r, ok := e.result(t, "good.gz"); !ok || r.Lines != 1000 {
-		t.Errorf("good.gz: %+v, %v", r, ok)
-	}
-	dl := e.deadLetterBodies(t)
-	if len(dl) != 1 || !strings.Contains(dl[0], "corrupt.gz") {
-		t.Fatalf("dead-letter queue holds %q, want the corrupt object's notification", dl)
-	}
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 2)
+		good := gz(lines(1000, "good"))
+		e.put(t, "good.gz", good)
+		e.put(t, "corrupt.gz", good[:len(good)/2])
+		sum := e.run(t)
+		// The test event and good.gz succeeded; corrupt.gz failed on each delivery.
+		want := app.Tally{Succeeded: 2, Failures: []app.FailureCount{{Outcome: "failed", Reason: "corrupt content", N: 1}}}
+		if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() {
+			t.Errorf("summary %+v, want distinct %+v", sum, want)
+		}
+		if s := sum.String(); !strings.Contains(s, "3 messages (2 succeeded, 1 failed (1 corrupt content))") {
+			t.Errorf("summary line %q does not count the messages by outcome and reason", s)
+		}
+		if _, ok := e.result(t, "corrupt.gz"); ok {
+			t.Error("a result file was written for a corrupt object")
+		}
+		if r, ok := e.result(t, "good.gz"); !ok || r.Lines != 1000 {
+			t.Errorf("good.gz: %+v, %v", r, ok)
+		}
+		dl := e.deadLetterBodies(t)
+		if len(dl) != 1 || !strings.Contains(dl[0], "corrupt.gz") {
+			t.Fatalf("dead-letter queue holds %q, want the corrupt object's notification", dl)
+		}
+	})
 }
 
 func TestMalformedMessageMovedToDLQAtOnce(t *testing.T) {
-	e := newEnv(t, 5)
-	e.purge(t)
-	e.send(t, `{"not":"a notification"}`)
-	e.send(t, `definitely not json`)
-	sum := e.run(t, func(c *app.Config) {
-		c.DLQURL = e.queue.DeadLetter.URL
-		c.RetryDelay = time.Minute
-		c.MaxDelay = time.Minute
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 5)
+		e.purge(t)
+		e.send(t, `{"not":"a notification"}`)
+		e.send(t, `definitely not json`)
+		sum := e.run(t, func(c *app.Config) {
+			c.DLQURL = e.queue.DeadLetter.URL
+			c.RetryDelay = time.Minute
+			c.MaxDelay = time.Minute
+		})
+		want := app.Tally{Failures: []app.FailureCount{{Outcome: "dead-lettered", Reason: "not an S3 notification", N: 2}}}
+		if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() {
+			t.Errorf("summary %+v, want distinct %+v", sum, want)
+		}
+		// With a one-minute retry delay, only a move at once can have emptied the queue.
+		dl := e.deadLetterBodies(t)
+		if len(dl) != 2 {
+			t.Fatalf("dead-letter queue holds %q, want both malformed messages", dl)
+		}
 	})
-	want := app.Tally{Failures: []app.FailureCount{{Outcome: "dead-lettered", Reason: "not an S3 notification", N: 2}}}
-	if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() {
-		t.Errorf("summary %+v, want distinct %+v", sum, want)
-	}
-	// With a one-minute retry delay, only a move at once can have emptied the queue.
-	dl := e.deadLetterBodies(t)
-	if len(dl) != 2 {
-		t.Fatalf("dead-letter queue holds %q, want both malformed messages", dl)
-	}
 }
 
 func TestSameEventTwiceGivesOneIdenticalFile(t *testing.T) {
-	e := newEnv(t, 3)
-	e.put(t, "twice.log", lines(42, "x"))
-	e.run(t)
-	path := filepath.Join(e.out, output.RelPath(e.bucket, "twice.log"))
-	first, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r output.Result
-	if err := json.Unmarshal(first, &r); err != nil || r.Lines != 42 {
-		t.Fatalf("first result %s: %v", first, err)
-	}
-	// Deliver the same notification again, as SQS may.
-	body := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 3)
+		e.put(t, "twice.log", lines(42, "x"))
+		e.run(t)
+		path := filepath.Join(e.out, output.RelPath(e.bucket, "twice.log"))
+		first, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r output.Result
+		if err := json.Unmarshal(first, &r); err != nil || r.Lines != 42 {
+			t.Fatalf("first result %s: %v", first, err)
+		}
+		// Deliver the same notification again, as SQS may.
+		body := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
 		"s3":{"bucket":{"name":%q},"object":{"key":"twice.log","size":%d,"eTag":%q,"sequencer":%q}}}]}`,
-		e.bucket, r.Size, r.ETag, r.Sequencer)
-	e.send(t, body)
-	e.send(t, body)
-	e.run(t)
-	again, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(first, again) {
-		t.Fatalf("result changed on redelivery:\n%s\n%s", first, again)
-	}
+			e.bucket, r.Size, r.ETag, r.Sequencer)
+		e.send(t, body)
+		e.send(t, body)
+		e.run(t)
+		again, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first, again) {
+			t.Fatalf("result changed on redelivery:\n%s\n%s", first, again)
+		}
+	})
 }
 
 // A large object is counted correctly while memory stays far below its size: 256 MiB of
@@ -409,109 +421,113 @@ func TestLargeObjectBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		size = 8 << 20
 	}
-	e := newEnv(t, 3)
-	// Random hex lines do not compress, so the stored object is as large as its content: the
-	// spool must put it on disk, and nothing may hold the decompressed content. A block of
-	// them is repeated (generating all of it would take longer than the run), in a gzip
-	// stream of stored blocks, written to a file so that the test does not hold it either.
-	rng := rand.New(rand.NewPCG(1, 2))
-	var block bytes.Buffer
-	var blockLines int64
-	word := make([]byte, 8)
-	for block.Len() < 1<<20-200 {
-		for range 8 {
-			binary.LittleEndian.PutUint64(word, rng.Uint64())
-			block.WriteString(hex.EncodeToString(word))
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 3)
+		// Random hex lines do not compress, so the stored object is as large as its content: the
+		// spool must put it on disk, and nothing may hold the decompressed content. A block of
+		// them is repeated (generating all of it would take longer than the run), in a gzip
+		// stream of stored blocks, written to a file so that the test does not hold it either.
+		rng := rand.New(rand.NewPCG(1, 2))
+		var block bytes.Buffer
+		var blockLines int64
+		word := make([]byte, 8)
+		for block.Len() < 1<<20-200 {
+			for range 8 {
+				binary.LittleEndian.PutUint64(word, rng.Uint64())
+				block.WriteString(hex.EncodeToString(word))
+			}
+			block.WriteByte('\n')
+			blockLines++
 		}
-		block.WriteByte('\n')
-		blockLines++
-	}
-	copies := size / block.Len()
-	wantLines, wantBytes := int64(copies)*blockLines, int64(copies*block.Len())
-	f, err := os.Create(filepath.Join(t.TempDir(), "large.log.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zw, _ := gzip.NewWriterLevel(f, gzip.NoCompression)
-	for range copies {
-		zw.Write(block.Bytes())
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	stored, _ := f.Seek(0, io.SeekCurrent)
-	f.Seek(0, io.SeekStart)
-	if _, err := e.s3.PutObject(t.Context(), &s3.PutObjectInput{
-		Bucket: aws.String(e.bucket), Key: aws.String("large.log.gz"), Body: f, ContentLength: aws.Int64(stored),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	block = bytes.Buffer{}
-	runtime.GC()
+		copies := size / block.Len()
+		wantLines, wantBytes := int64(copies)*blockLines, int64(copies*block.Len())
+		f, err := os.Create(filepath.Join(t.TempDir(), "large.log.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		zw, _ := gzip.NewWriterLevel(f, gzip.NoCompression)
+		for range copies {
+			zw.Write(block.Bytes())
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := f.Seek(0, io.SeekCurrent)
+		f.Seek(0, io.SeekStart)
+		if _, err := e.s3.PutObject(t.Context(), &s3.PutObjectInput{
+			Bucket: aws.String(e.bucket), Key: aws.String("large.log.gz"), Body: f, ContentLength: aws.Int64(stored),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		block = bytes.Buffer{}
+		runtime.GC()
 
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				runtime.ReadMemStats(&ms)
-				if ms.HeapInuse > peak.Load() {
-					peak.Store(ms.HeapInuse)
+		var peak atomic.Uint64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			var ms runtime.MemStats
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					runtime.ReadMemStats(&ms)
+					if ms.HeapInuse > peak.Load() {
+						peak.Store(ms.HeapInuse)
+					}
 				}
 			}
+		})
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		e.run(t, func(c *app.Config) { c.SpoolMem = spoolMemForTest })
+		close(stop)
+		wg.Wait()
+		r, ok := e.result(t, "large.log.gz")
+		if !ok || r.Lines != wantLines || r.Bytes != wantBytes {
+			t.Fatalf("large object: %+v, want %d lines, %d bytes", r, wantLines, wantBytes)
+		}
+		grew := int64(peak.Load()) - int64(before.HeapInuse)
+		t.Logf("content %d MiB, stored %d MiB, heap in use %d MiB before, %d MiB at most during the run", wantBytes>>20, stored>>20, before.HeapInuse>>20, peak.Load()>>20)
+		// The spool keeps at most 8 MiB in memory; decoders and buffers add a few more.
+		if grew > 32<<20 {
+			t.Fatalf("heap grew by %d MiB for %d MiB of content: the object is being buffered", grew>>20, wantBytes>>20)
 		}
 	})
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	e.run(t, func(c *app.Config) { c.SpoolMem = spoolMemForTest })
-	close(stop)
-	wg.Wait()
-	r, ok := e.result(t, "large.log.gz")
-	if !ok || r.Lines != wantLines || r.Bytes != wantBytes {
-		t.Fatalf("large object: %+v, want %d lines, %d bytes", r, wantLines, wantBytes)
-	}
-	grew := int64(peak.Load()) - int64(before.HeapInuse)
-	t.Logf("content %d MiB, stored %d MiB, heap in use %d MiB before, %d MiB at most during the run", wantBytes>>20, stored>>20, before.HeapInuse>>20, peak.Load()>>20)
-	// The spool keeps at most 8 MiB in memory; decoders and buffers add a few more.
-	if grew > 32<<20 {
-		t.Fatalf("heap grew by %d MiB for %d MiB of content: the object is being buffered", grew>>20, wantBytes>>20)
-	}
 }
 
 // A run removes the temporary files an earlier crash left in --out, and only those.
 func TestRunSweepsCrashLeftovers(t *testing.T) {
-	e := newEnv(t, 2)
-	e.put(t, "a.log", []byte("a\n"))
-	dir := filepath.Join(e.out, e.bucket)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	old, fresh := filepath.Join(dir, ".palleto-old.tmp"), filepath.Join(dir, ".palleto-fresh.tmp")
-	for _, p := range []string{old, fresh} {
-		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 2)
+		e.put(t, "a.log", []byte("a\n"))
+		dir := filepath.Join(e.out, e.bucket)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-	}
-	long := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(old, long, long); err != nil {
-		t.Fatal(err)
-	}
-	e.run(t)
-	if _, ok := e.result(t, "a.log"); !ok {
-		t.Fatal("the object was not processed")
-	}
-	if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the crash's leftover is still there (%v)", err)
-	}
-	if _, err := os.Stat(fresh); err != nil {
-		t.Errorf("a fresh temporary file was removed: %v", err)
-	}
+		old, fresh := filepath.Join(dir, ".palleto-old.tmp"), filepath.Join(dir, ".palleto-fresh.tmp")
+		for _, p := range []string{old, fresh} {
+			if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		long := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(old, long, long); err != nil {
+			t.Fatal(err)
+		}
+		e.run(t)
+		if _, ok := e.result(t, "a.log"); !ok {
+			t.Fatal("the object was not processed")
+		}
+		if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the crash's leftover is still there (%v)", err)
+		}
+		if _, err := os.Stat(fresh); err != nil {
+			t.Errorf("a fresh temporary file was removed: %v", err)
+		}
+	})
 }

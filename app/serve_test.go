@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/palleto/palleto/app"
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/jobs"
 	"github.com/palleto/palleto/webhook"
@@ -522,143 +523,149 @@ func load(t *testing.T, url string, calls, conns int) loadResult {
 
 // TestServeSQS: two servers on one SQS queue share the work, and every job runs.
 func TestServeSQS(t *testing.T) {
-	srv := moto.Shared(t)
-	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	awsCfg := srv.AWSConfig()
-	recs := []*recorder{newRecorder(true), newRecorder(true)}
-	var servers []*server
-	for _, rec := range recs {
-		servers = append(servers, startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, Workers: 1, Handler: rec.handle}))
-	}
-	// One worker each, both jobs held: each server must have taken one.
-	mustPost(t, servers[0].url, "first", "second")
-	a, b := recs[0].wait(t, 1)[0], recs[1].wait(t, 1)[0]
-	ids := []string{a.ID, b.ID}
-	slices.Sort(ids)
-	if !slices.Equal(ids, []string{"first", "second"}) || a.Attempt != 1 {
-		t.Fatalf("the two servers ran %v and %v", a, b)
-	}
-	for _, rec := range recs {
-		close(rec.hold)
-	}
-	var want []string
-	for i := range 20 {
-		id := fmt.Sprint("job-", i)
-		want = append(want, id)
-		mustPost(t, servers[i%2].url, id)
-	}
-	// SQS delivers at least once: a job may run twice, but every job must run.
-	seen := map[string]bool{}
-	timeout := time.After(time.Minute)
-	for len(seen) < len(want) {
-		select {
-		case j := <-recs[0].ran:
-			seen[j.ID] = true
-		case j := <-recs[1].ran:
-			seen[j.ID] = true
-		case <-timeout:
-			t.Fatalf("%d of %d jobs ran", len(seen), len(want))
-		}
-	}
-	got := slices.Collect(maps.Keys(seen))
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("jobs run: %v, want %v", got, want)
-	}
-	for _, s := range servers {
-		if err := s.stop(); err != nil {
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		srv := bk
+		q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
+		awsCfg := srv.Config("")
+		recs := []*recorder{newRecorder(true), newRecorder(true)}
+		var servers []*server
+		for _, rec := range recs {
+			servers = append(servers, startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, Workers: 1, Handler: rec.handle}))
+		}
+		// One worker each, both jobs held: each server must have taken one.
+		mustPost(t, servers[0].url, "first", "second")
+		a, b := recs[0].wait(t, 1)[0], recs[1].wait(t, 1)[0]
+		ids := []string{a.ID, b.ID}
+		slices.Sort(ids)
+		if !slices.Equal(ids, []string{"first", "second"}) || a.Attempt != 1 {
+			t.Fatalf("the two servers ran %v and %v", a, b)
+		}
+		for _, rec := range recs {
+			close(rec.hold)
+		}
+		var want []string
+		for i := range 20 {
+			id := fmt.Sprint("job-", i)
+			want = append(want, id)
+			mustPost(t, servers[i%2].url, id)
+		}
+		// SQS delivers at least once: a job may run twice, but every job must run.
+		seen := map[string]bool{}
+		timeout := time.After(time.Minute)
+		for len(seen) < len(want) {
+			select {
+			case j := <-recs[0].ran:
+				seen[j.ID] = true
+			case j := <-recs[1].ran:
+				seen[j.ID] = true
+			case <-timeout:
+				t.Fatalf("%d of %d jobs ran", len(seen), len(want))
+			}
+		}
+		got := slices.Collect(maps.Keys(seen))
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("jobs run: %v, want %v", got, want)
+		}
+		for _, s := range servers {
+			if err := s.stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
 
 // On a FIFO queue the jobs of one id run one at a time and in order, and every post is a job
 // (none merged by SQS's deduplication).
 func TestServeSQSFIFO(t *testing.T) {
-	srv := moto.Shared(t)
-	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{FIFO: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	awsCfg := srv.AWSConfig()
-	var mu sync.Mutex
-	running := map[string]bool{}
-	var overlap []string
-	ran := make(chan string, 100)
-	// moto decides which groups are busy when a long poll starts, and keeps to it until the
-	// poll ends: short polls keep a job from waiting for a poll that began while its group
-	// was busy.
-	s := startServe(t, app.ServeConfig{QueueURL: q.URL, WaitTime: time.Second, AWS: &awsCfg, Workers: 3, Handler: func(_ context.Context, j jobs.Job) error {
-		mu.Lock()
-		if running[j.ID] {
-			overlap = append(overlap, j.ID)
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		srv := bk
+		q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{FIFO: true})
+		if err != nil {
+			t.Fatal(err)
 		}
-		running[j.ID] = true
-		mu.Unlock()
-		time.Sleep(50 * time.Millisecond) // long enough for the other workers to take a job
-		mu.Lock()
-		running[j.ID] = false
-		mu.Unlock()
-		ran <- j.ID
-		return nil
-	}})
-	mustPost(t, s.url, "a", "b", "a") // one post names an id once: a job for a, one for b
-	mustPost(t, s.url, "a")
-	mustPost(t, s.url, "a")
-	got := map[string]int{}
-	timeout := time.After(time.Minute)
-	for n := 0; n < 4; n++ {
-		select {
-		case id := <-ran:
-			got[id]++
-		case <-timeout:
+		awsCfg := srv.Config("")
+		var mu sync.Mutex
+		running := map[string]bool{}
+		var overlap []string
+		ran := make(chan string, 100)
+		// moto decides which groups are busy when a long poll starts, and keeps to it until the
+		// poll ends: short polls keep a job from waiting for a poll that began while its group
+		// was busy.
+		s := startServe(t, app.ServeConfig{QueueURL: q.URL, WaitTime: time.Second, AWS: &awsCfg, Workers: 3, Handler: func(_ context.Context, j jobs.Job) error {
+			mu.Lock()
+			if running[j.ID] {
+				overlap = append(overlap, j.ID)
+			}
+			running[j.ID] = true
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond) // long enough for the other workers to take a job
+			mu.Lock()
+			running[j.ID] = false
+			mu.Unlock()
+			ran <- j.ID
+			return nil
+		}})
+		mustPost(t, s.url, "a", "b", "a") // one post names an id once: a job for a, one for b
+		mustPost(t, s.url, "a")
+		mustPost(t, s.url, "a")
+		got := map[string]int{}
+		timeout := time.After(time.Minute)
+		for n := 0; n < 4; n++ {
+			select {
+			case id := <-ran:
+				got[id]++
+			case <-timeout:
+				t.Fatalf("jobs run: %v, want a three times and b once", got)
+			}
+		}
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if got["a"] < 3 || got["b"] < 1 {
 			t.Fatalf("jobs run: %v, want a three times and b once", got)
 		}
-	}
-	if err := s.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if got["a"] < 3 || got["b"] < 1 {
-		t.Fatalf("jobs run: %v, want a three times and b once", got)
-	}
-	if len(overlap) > 0 {
-		t.Fatalf("jobs of one id ran at once: %v", overlap)
-	}
+		if len(overlap) > 0 {
+			t.Fatalf("jobs of one id ran at once: %v", overlap)
+		}
+	})
 }
 
 // In SQS mode a job that the queue's redrive policy moved to the dead-letter queue counts as
 // dead in GET /jobs.
 func TestServeSQSDeadJobs(t *testing.T) {
-	srv := moto.Shared(t)
-	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{MaxReceiveCount: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	awsCfg := srv.AWSConfig()
-	s := startServe(t, app.ServeConfig{QueueURL: q.URL, WaitTime: time.Second, AWS: &awsCfg, Workers: 2, Handler: func(_ context.Context, j jobs.Job) error {
-		if j.ID == "bad" {
-			return errors.New("always fails")
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		srv := bk
+		q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-", time.Now().UnixNano()), moto.QueueOptions{MaxReceiveCount: 1})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}})
-	mustPost(t, s.url, "good", "bad")
-	deadline := time.Now().Add(time.Minute)
-	var c jobs.Counts
-	for {
-		c = counts(t, s.url)
-		if c.Dead == 1 && c.Done >= 1 || time.Now().After(deadline) {
-			break
+		awsCfg := srv.Config("")
+		s := startServe(t, app.ServeConfig{QueueURL: q.URL, WaitTime: time.Second, AWS: &awsCfg, Workers: 2, Handler: func(_ context.Context, j jobs.Job) error {
+			if j.ID == "bad" {
+				return errors.New("always fails")
+			}
+			return nil
+		}})
+		mustPost(t, s.url, "good", "bad")
+		deadline := time.Now().Add(time.Minute)
+		var c jobs.Counts
+		for {
+			c = counts(t, s.url)
+			if c.Dead == 1 && c.Done >= 1 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err := s.stop(); err != nil {
-		t.Fatal(err)
-	}
-	if c.Dead != 1 || c.Done < 1 || c.Failed < 1 || c.Queued != 0 {
-		t.Fatalf("GET /jobs = %+v; want the bad job dead, the good one done", c)
-	}
+		if err := s.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Dead != 1 || c.Done < 1 || c.Failed < 1 || c.Queued != 0 {
+			t.Fatalf("GET /jobs = %+v; want the bad job dead, the good one done", c)
+		}
+	})
 }

@@ -231,6 +231,16 @@ func (s *s3Service) events(bucket, key string, c change, byVersion bool, reqBody
 			if ev.versionID == "" {
 				ev.versionID = string(obj.VersionID)
 			}
+			// s3mem gives every object a version; S3 names one only in a
+			// bucket whose versioning was ever turned on ("null" while it
+			// is suspended).
+			switch v, _ := s.backend.VersioningConfiguration(bucket); v.Status {
+			case gofakes3.VersioningEnabled:
+			case gofakes3.VersioningSuspended:
+				ev.versionID = "null"
+			default:
+				ev.versionID = ""
+			}
 			ev.etag = strings.Trim(gofakes3.FormatETag(obj.Hash), `"`)
 		}
 		return []objectEvent{ev}

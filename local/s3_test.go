@@ -410,3 +410,17 @@ func TestS3GetPreconditions(t *testing.T) {
 		}
 	}
 }
+
+// TestS3NotificationNoVersionUnversioned: a bucket that never had versioning
+// sends records without versionId, as S3 does.
+func TestS3NotificationNoVersionUnversioned(t *testing.T) {
+	c, box := startS3(t)
+	mustBucket(t, c, "plain")
+	notifyConfig(t, c, "plain", s3types.QueueConfiguration{QueueArn: aws.String(arnA), Events: []s3types.Event{"s3:ObjectCreated:*"}})
+	box.take(arnA)
+	put(t, c, "plain", "k", []byte("1"))
+	msgs := box.take(arnA)
+	if len(msgs) != 1 || strings.Contains(msgs[0], "versionId") {
+		t.Errorf("record of an unversioned bucket: %q", msgs)
+	}
+}
