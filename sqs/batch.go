@@ -35,8 +35,10 @@ func (s *Source) flushLocked(now time.Time) {
 		return
 	}
 	free := func() bool { return s.batches < s.cfg.MaxBatchRequests }
+	// Draining, with nothing handed out or waiting to be: no more outcomes will join a batch.
+	last := s.cfg.Drain && s.outN == 0 && len(s.ready) == 0
 	due := func(n int, oldest time.Time) bool {
-		return n >= maxBatch || s.closing || !now.Before(oldest.Add(s.cfg.FlushInterval))
+		return n >= maxBatch || s.closing || last || !now.Before(oldest.Add(s.cfg.FlushInterval))
 	}
 
 	for len(s.dels) > 0 && free() && due(len(s.dels), s.dels[0].queuedAt) {

@@ -7,7 +7,10 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
-// checkDrainLocked starts a drain check after an empty receive, if the source holds nothing.
+// checkDrainLocked starts a drain check, if the source holds nothing: after an empty receive,
+// and when the source lets go of its last message (the end of a drain is usually the last
+// delete, with a receive waiting on the empty queue; without a check then, the run would
+// wait for that receive's long poll to end, and for the backoff after it).
 func (s *Source) checkDrainLocked() {
 	if !s.cfg.Drain || s.checking || s.closing || s.err != nil || s.eof || len(s.byID) > 0 {
 		return
@@ -45,6 +48,13 @@ func (s *Source) checkDrain(seen int64) {
 	}
 	if s.seen == seen && len(s.byID) == 0 {
 		s.drained = true
+		// The queue was empty with nothing received since: what the receives in flight
+		// wait for is not coming. (A message sent from now on is for the next run; if SQS
+		// handed one to a receive as it is aborted, it comes back after its visibility
+		// timeout.)
+		for _, cancel := range s.polls {
+			cancel()
+		}
 		s.settleDrainLocked()
 	}
 }

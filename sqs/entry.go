@@ -137,5 +137,8 @@ func (s *Source) finishLocked(e *entry) {
 	e.to(gone)
 	if s.byID[e.msg.ID] == e {
 		delete(s.byID, e.msg.ID)
+		if len(s.byID) == 0 && len(s.polls) > 0 {
+			s.checkDrainLocked()
+		}
 	}
 }

@@ -945,6 +945,33 @@ func TestDrain(t *testing.T) {
 	})
 }
 
+// A drain ends with the last delete, not when the receive that waits on the empty queue
+// ends its long poll.
+func TestDrainEndsWithTheLastDelete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.put(qURL, numbered("m", 3)...)
+		s := start(t, f, Config{Drain: true})
+		msgs := receive(t, s, 3)
+		p := receiveAsync(t.Context(), s, 10) // the pipeline's next demand: a receive waits
+		synctest.Wait()
+		acked := time.Now()
+		ack(msgs, flow.Succeeded, nil)
+		<-p.done
+		if p.err != io.EOF {
+			t.Fatalf("Receive after the last delete: %v, %v; want io.EOF", bodies(p.msgs), p.err)
+		}
+		// With nothing else handed out, the deletes go at once (no flush interval), then
+		// the drain check runs.
+		if d := time.Since(acked); d > 0 {
+			t.Errorf("io.EOF %v after the last message was acknowledged, want at once", d)
+		}
+		if v, i := f.counts(qURL); v+i != 0 {
+			t.Errorf("%d visible and %d in flight left", v, i)
+		}
+	})
+}
+
 func TestRedeliveredWhileHeld(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(qURL)
