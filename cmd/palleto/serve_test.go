@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/palleto/palleto/app"
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/jobs"
 	"github.com/palleto/palleto/webhook"
@@ -366,57 +367,59 @@ func alive(pid int) bool {
 
 // TestServeSQSSharedQueue: two servers on one SQS queue share the work; every job runs.
 func TestServeSQSSharedQueue(t *testing.T) {
-	srv := moto.Shared(t)
-	q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-shared-", time.Now().UnixNano()), moto.QueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	aws := []string{"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=" + srv.URL()}
-	args := []string{"--webhook-secret", "s", "--workers", "1", "--queue-url", q.URL, "--exec", "sh " + jobScript(t, dir)}
-	a := startServeProc(t, append(aws, "SERVER=a"), args...)
-	b := startServeProc(t, append(aws, "SERVER=b"), args...)
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		srv := bk
+		q, err := moto.CreateQueue(t.Context(), srv.SQS(), fmt.Sprint("serve-shared-", time.Now().UnixNano()), moto.QueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		aws := []string{"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=" + srv.URL}
+		args := []string{"--webhook-secret", "s", "--workers", "1", "--queue-url", q.URL, "--exec", "sh " + jobScript(t, dir)}
+		a := startServeProc(t, append(aws, "SERVER=a"), args...)
+		b := startServeProc(t, append(aws, "SERVER=b"), args...)
 
-	// One worker each and the jobs wait: each server must hold one.
-	a.post(t, "s", "first", "second")
-	started := waitLines(t, filepath.Join(dir, "started"), 2)
-	servers := []string{started[0][2], started[1][2]}
-	slices.Sort(servers)
-	if !slices.Equal(servers, []string{"a", "b"}) {
-		t.Fatalf("the first two jobs started on servers %v, want one on each", servers)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"first", "second"}
-	for i := range 10 {
-		id := fmt.Sprint("job-", i)
-		want = append(want, id)
-		[]*serveProc{a, b}[i%2].post(t, "s", id)
-	}
-	// SQS delivers at least once: a job may run twice, but every job must run.
-	var got []string
-	for lines := len(want); ; {
-		seen := map[string]bool{}
-		finished := waitLines(t, filepath.Join(dir, "finished"), lines)
-		for _, f := range finished {
-			seen[f[0]] = true
+		// One worker each and the jobs wait: each server must hold one.
+		a.post(t, "s", "first", "second")
+		started := waitLines(t, filepath.Join(dir, "started"), 2)
+		servers := []string{started[0][2], started[1][2]}
+		slices.Sort(servers)
+		if !slices.Equal(servers, []string{"a", "b"}) {
+			t.Fatalf("the first two jobs started on servers %v, want one on each", servers)
 		}
-		if len(seen) >= len(want) {
-			got = slices.Collect(maps.Keys(seen))
-			break
+		if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		lines = len(finished) + len(want) - len(seen)
-	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("jobs finished: %v, want %v", got, want)
-	}
-	for _, p := range []*serveProc{a, b} {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		if code := p.wait(t); code != 0 {
-			t.Fatalf("exit %d after SIGTERM\n%s", code, p.logs)
+		want := []string{"first", "second"}
+		for i := range 10 {
+			id := fmt.Sprint("job-", i)
+			want = append(want, id)
+			[]*serveProc{a, b}[i%2].post(t, "s", id)
 		}
-	}
+		// SQS delivers at least once: a job may run twice, but every job must run.
+		var got []string
+		for lines := len(want); ; {
+			seen := map[string]bool{}
+			finished := waitLines(t, filepath.Join(dir, "finished"), lines)
+			for _, f := range finished {
+				seen[f[0]] = true
+			}
+			if len(seen) >= len(want) {
+				got = slices.Collect(maps.Keys(seen))
+				break
+			}
+			lines = len(finished) + len(want) - len(seen)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("jobs finished: %v, want %v", got, want)
+		}
+		for _, p := range []*serveProc{a, b} {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			if code := p.wait(t); code != 0 {
+				t.Fatalf("exit %d after SIGTERM\n%s", code, p.logs)
+			}
+		}
+	})
 }
