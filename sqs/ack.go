@@ -62,7 +62,7 @@ func (s *Source) deleteBatch(items []batchItem) {
 		out, err := s.client.DeleteMessageBatch(s.ctx, &awssqs.DeleteMessageBatchInput{
 			QueueUrl: aws.String(s.cfg.QueueURL),
 			Entries:  entries,
-		})
+		}, s.opts...)
 		s.count.DeleteMessageBatch.Add(1)
 		if err != nil {
 			return nil, err

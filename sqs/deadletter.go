@@ -28,7 +28,7 @@ func (s *Source) sendDeadLetter(e *entry) {
 	}
 	s.fifoDeadLetter(in, e.msg)
 	for attempt := 0; ; attempt++ {
-		_, err := s.client.SendMessage(s.ctx, in)
+		_, err := s.client.SendMessage(s.ctx, in, s.opts...)
 		s.count.SendMessage.Add(1)
 		if err == nil {
 			break

@@ -13,10 +13,14 @@
 // the rest. A receive that completes after its caller has been served leaves its messages
 // held, for the next Receive to take at once.
 //
-// Receives long-poll (Config.WaitTime, 20 s by default). After an empty answer or a failure the
-// loop pauses before the next receive (exponential, capped, full jitter) and sends one receive
-// at a time until one brings messages again, so an idle queue costs little. Throttling, 5xx
-// and network errors are retried this way. A missing queue, refused credentials or a malformed
+// Receives long-poll (Config.WaitTime, 20 s by default). After an empty answer, or a second
+// failed receive in a row, the loop pauses before the next receive (exponential, capped, full
+// jitter) and sends one receive at a time until one brings messages again, so an idle queue
+// or an outage costs little. A single failed receive among others that succeed pauses only
+// itself (Config.PollBackoff), so that a transient fault does not hold back the other
+// receives. Throttling, 5xx and network errors are retried this way; the SDK's own retries of
+// the source's requests pause as briefly (its standard retryer waits up to seconds, which
+// suits one-off calls, not a loop with many requests in flight). A missing queue, refused credentials or a malformed
 // request stop the source: Receive returns an *Error whose Kind is ErrQueueNotFound,
 // ErrAccessDenied or ErrBadRequest. When the demand falls to zero because its Receive calls
 // were cancelled (a pipeline shutting down), receives in flight are aborted at once. Note that

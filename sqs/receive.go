@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -157,7 +158,9 @@ func (s *Source) startPollsLocked(now time.Time) {
 	if s.fails > 0 {
 		limit = min(limit, 1)
 	}
-	for s.demand > s.reserved && len(s.polls) < limit {
+	// A receive that failed alone pauses in its place; the others go on.
+	s.cooling = slices.DeleteFunc(s.cooling, func(t time.Time) bool { return !now.Before(t) })
+	for s.demand > s.reserved && len(s.polls)+len(s.cooling) < limit {
 		k := min(maxBatch, s.demand-s.reserved)
 		s.reserved += k
 		s.pollID++
@@ -189,7 +192,7 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 		MessageAttributeNames:       []string{"All"},
 	}
 	s.fifoReceive(in)
-	out, err := s.client.ReceiveMessage(ctx, in)
+	out, err := s.client.ReceiveMessage(ctx, in, s.opts...)
 	now := time.Now()
 
 	s.mu.Lock()
@@ -210,11 +213,21 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 			s.failLocked(&Error{Action: "ReceiveMessage", Queue: s.cfg.QueueURL, Kind: kind, Err: err})
 			return
 		}
-		s.backoffLocked(now)
-		s.logLocked(slog.LevelWarn, "receive failed, retrying", slog.Int("in_a_row", s.fails), slog.Any("err", err))
+		s.errs++
+		if s.errs == 1 {
+			// A failure among receives that succeed (a blip, one throttled request): only
+			// this receive pauses, so that it does not hold back the others.
+			s.cooling = append(s.cooling, now.Add(s.pause.DelayAt(1, s.rand())))
+		} else {
+			// Failing in a row: an outage, or worse. The source backs off as a whole, to
+			// one receive at a time.
+			s.backoffLocked(now)
+		}
+		s.logLocked(slog.LevelWarn, "receive failed, retrying", slog.Int("in_a_row", s.errs), slog.Any("err", err))
 		s.settleDrainLocked()
 		return
 	}
+	s.errs = 0
 	if len(out.Messages) == 0 {
 		s.count.EmptyReceives.Add(1)
 		s.backoffLocked(now)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -74,6 +75,8 @@ type Source struct {
 	// batch request: Config.PollBackoff doubling up to MaxPollBackoff, full jitter.
 	pause backoff.Policy
 	rand  func() float64 // the jitter's draws, in [0, 1)
+	// opts are the options of the requests that the source's loops make and retry themselves.
+	opts []func(*awssqs.Options)
 
 	// ctx bounds every request but receives; it is cancelled when Close gives up.
 	ctx    context.Context
@@ -97,9 +100,11 @@ type Source struct {
 	reserved int // sum of MaxNumberOfMessages of the receives in flight
 	polls    map[int]context.CancelFunc
 	pollID   int
-	fails    int       // empty or failed receives in a row
-	after    time.Time // no receive starts before
-	ready    []*entry  // held, to be handed out in this order
+	fails    int         // empty receives, and failed ones after the first, in a row
+	after    time.Time   // no receive starts before
+	errs     int         // failed receives in a row
+	cooling  []time.Time // receives paused after a failure, each until its time: see poll
+	ready    []*entry    // held, to be handed out in this order
 	groups   map[string]*group
 	byID     map[string]*entry // every message the source holds, whatever its state
 	outN     int               // messages in state out
@@ -148,6 +153,16 @@ func New(client API, cfg Config) (*Source, error) {
 		groups: map[string]*group{},
 		byID:   map[string]*entry{},
 	}
+	// The source's loops retry their requests themselves and go on with other work meanwhile:
+	// the SDK's own retries of them pause as the source does, briefly (the standard retryer
+	// waits up to seconds between attempts, which suits calls made one at a time). The
+	// retryer's own retry quota still turns an outage into single attempts.
+	retryer := retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Backoff = retry.BackoffDelayerFunc(func(attempt int, _ error) (time.Duration, error) {
+			return s.pause.DelayAt(attempt, rand.Float64()), nil
+		})
+	})
+	s.opts = []func(*awssqs.Options){func(o *awssqs.Options) { o.Retryer = retryer }}
 	// These contexts belong to the source's own loops, which outlive any caller's context.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.pollCtx, s.pollCancel = context.WithCancel(s.ctx)
@@ -328,6 +343,11 @@ func (s *Source) nextWakeLocked(now time.Time) time.Time {
 	}
 	if s.demand > s.reserved && s.after.After(now) {
 		earliest(s.after)
+	}
+	if s.demand > s.reserved {
+		for _, t := range s.cooling {
+			earliest(t)
+		}
 	}
 	if s.batches >= s.cfg.MaxBatchRequests {
 		return next // the end of a batch request wakes the loop

@@ -96,7 +96,7 @@ func (s *Source) changeBatch(items []batchItem) {
 		out, err := s.client.ChangeMessageVisibilityBatch(s.ctx, &awssqs.ChangeMessageVisibilityBatchInput{
 			QueueUrl: aws.String(s.cfg.QueueURL),
 			Entries:  entries,
-		})
+		}, s.opts...)
 		s.count.ChangeMessageVisibilityBatch.Add(1)
 		if err != nil {
 			return nil, err

@@ -2,7 +2,11 @@
 // SQS stand-in: a fault proxy (package local) that adds a fixed latency to every request and
 // watches the traffic, for bench/sqs.sh.
 //
-//	sqsproxy [-latency 10ms] [-target URL | -fauxqs]
+//	sqsproxy [-latency 10ms] [-error500 F] [-throttle F] [-target URL | -fauxqs]
+//
+// -error500 and -throttle answer that fraction of the requests with a 500 InternalFailure or
+// a RequestThrottled error instead of forwarding them (the transient faults of bench/sqs.sh's
+// fault case).
 //
 // With -fauxqs it starts fauxqs itself (internal/fauxqs, on 127.0.0.1) and
 // stops it on exit. Once ready it prints one JSON line on stdout:
@@ -45,6 +49,8 @@ func run() error {
 	latency := flag.Duration("latency", 10*time.Millisecond, "added to every request before it is forwarded")
 	target := flag.String("target", "", "base URL of the SQS stand-in")
 	start := flag.Bool("fauxqs", false, "start fauxqs on 127.0.0.1 and use it as the target")
+	error500 := flag.Float64("error500", 0, "fraction of requests answered 500 InternalFailure")
+	throttle := flag.Float64("throttle", 0, "fraction of requests answered RequestThrottled")
 	flag.Parse()
 	if (*target == "") == !*start {
 		return errors.New("give exactly one of -target URL and -fauxqs")
@@ -65,7 +71,7 @@ func run() error {
 	w := newWatcher()
 	p, err := local.StartProxy(local.ProxyConfig{
 		Target:  *target,
-		Faults:  local.Faults{Latency: *latency},
+		Faults:  local.Faults{Latency: *latency, Error500: *error500, Throttle: *throttle},
 		Observe: w.observe,
 	})
 	if err != nil {
