@@ -201,6 +201,13 @@ type objectEvent struct {
 
 // events lists the changes that a successful request made.
 // byVersion says the request named a version of the object.
+// versioned: the bucket's versioning is enabled. gofakes3's memory backend keeps a version
+// id for every object even when it is not; S3's records carry one only when it is.
+func (s *s3Service) versioned(bucket string) bool {
+	v, err := s.backend.VersioningConfiguration(bucket)
+	return err == nil && v.Enabled()
+}
+
 func (s *s3Service) events(bucket, key string, c change, byVersion bool, reqBody []byte, rec *responseBuffer) []objectEvent {
 	switch c {
 	case putObject, copyObject, completeUpload:
@@ -228,7 +235,7 @@ func (s *s3Service) events(bucket, key string, c change, byVersion bool, reqBody
 		if err == nil {
 			_ = obj.Contents.Close()
 			ev.size = obj.Size
-			if ev.versionID == "" {
+			if ev.versionID == "" && s.versioned(bucket) {
 				ev.versionID = string(obj.VersionID)
 			}
 			// s3mem gives every object a version; S3 names one only in a
@@ -260,10 +267,7 @@ func (s *s3Service) events(bucket, key string, c change, byVersion bool, reqBody
 		for _, e := range out.Error {
 			failed[e.Key] = true
 		}
-		marker := false
-		if v, err := s.backend.VersioningConfiguration(bucket); err == nil && v.Enabled() {
-			marker = true
-		}
+		marker := s.versioned(bucket)
 		var evs []objectEvent
 		for _, o := range in.Objects {
 			if failed[o.Key] {

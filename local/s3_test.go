@@ -347,6 +347,19 @@ func TestS3NotificationVersions(t *testing.T) {
 	}
 }
 
+// A bucket without versioning: records carry no versionId, as S3's do not.
+func TestS3NotificationNoVersionWithoutVersioning(t *testing.T) {
+	c, box := startS3(t)
+	mustBucket(t, c, "plain")
+	notifyConfig(t, c, "plain", s3types.QueueConfiguration{QueueArn: aws.String(arnA), Events: []s3types.Event{"s3:ObjectCreated:*"}})
+	box.take(arnA)
+	put(t, c, "plain", "k", []byte("1"))
+	msgs := box.take(arnA)
+	if len(msgs) != 1 || strings.Contains(msgs[0], "versionId") {
+		t.Errorf("record of an unversioned bucket: %v", msgs)
+	}
+}
+
 // TestS3NotificationRefused checks the configurations S3 refuses, each with
 // its error code, and that a refused configuration is not put in force.
 func TestS3NotificationRefused(t *testing.T) {
