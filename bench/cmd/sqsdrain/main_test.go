@@ -16,22 +16,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"go.uber.org/goleak"
 
+	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
 )
 
-// The benchmark itself runs from bench/sqs.sh, against fauxqs behind a
-// latency proxy; these tests run the command on a few messages against moto,
-// so that it keeps working.
+// The benchmark itself runs from bench/sqs.sh, against an SQS stand-in
+// behind a latency proxy; these tests run the command on a few messages
+// against the embedded SQS and moto, so that it keeps working.
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(moto.SharedMain(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(awstest.Main(m)) }
 
-// useMoto points the SDK's environment at the shared moto server, and away
-// from any profile of the machine.
-func useMoto(t *testing.T) *moto.Server {
-	srv := moto.Shared(t)
+// useBackend points the SDK's environment at the backend, and away from any
+// profile of the machine.
+func useBackend(t *testing.T, srv awstest.Backend) awstest.Backend {
 	none := filepath.Join(t.TempDir(), "none")
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL":            srv.URL(),
+		"AWS_ENDPOINT_URL":            srv.URL,
 		"AWS_REGION":                  moto.Region,
 		"AWS_ACCESS_KEY_ID":           "test",
 		"AWS_SECRET_ACCESS_KEY":       "test",
@@ -63,7 +63,7 @@ func runLine(t *testing.T, args ...string) Result {
 }
 
 // queueCounts returns the visible and in-flight messages of the queue named name.
-func queueCounts(t *testing.T, srv *moto.Server, name string) (visible, inFlight int) {
+func queueCounts(t *testing.T, srv awstest.Backend, name string) (visible, inFlight int) {
 	t.Helper()
 	c := srv.SQS()
 	u, err := c.GetQueueUrl(t.Context(), &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
@@ -91,66 +91,70 @@ func queueCounts(t *testing.T, srv *moto.Server, name string) (visible, inFlight
 }
 
 func TestDrain(t *testing.T) {
-	srv := useMoto(t)
-	const n = 50
-	for _, mode := range []string{"flow", "loop"} {
-		t.Run(mode, func(t *testing.T) {
-			queue := "sqsdrain-" + mode
-			r := runLine(t, "-mode", mode, "-queue", queue, "-seed", "-n", strconv.Itoa(n),
-				"-work", "1ms", "-concurrency", "4", "-max-demand", "4", "-wait", "1s")
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		srv := useBackend(t, bk)
+		const n = 50
+		for _, mode := range []string{"flow", "loop"} {
+			t.Run(mode, func(t *testing.T) {
+				queue := "sqsdrain-" + mode
+				r := runLine(t, "-mode", mode, "-queue", queue, "-seed", "-n", strconv.Itoa(n),
+					"-work", "1ms", "-concurrency", "4", "-max-demand", "4", "-wait", "1s")
 
-			if r.Mode != mode || r.N != n || r.Concurrency != 4 || r.WorkMS != 1 {
-				t.Errorf("line echoes mode %q n %d concurrency %d work %v ms, want %q %d 4 1", r.Mode, r.N, r.Concurrency, r.WorkMS, mode, n)
-			}
-			// SQS delivers at least once: moto now and then hands one message to two
-			// concurrent receives. Every message is processed and every processed one deleted.
-			if r.Processed < n || r.Processed > n+2 || r.Deleted != r.Processed {
-				t.Errorf("processed %d, deleted %d, want %d (a duplicate or two allowed) and all deleted", r.Processed, r.Deleted, n)
-			}
-			if r.Seconds <= 0 || r.MsgsPerS <= 0 {
-				t.Errorf("seconds %v, msgs_per_s %v: want both positive", r.Seconds, r.MsgsPerS)
-			}
-			// 10 messages at most per receive and per delete.
-			if got := r.Requests["ReceiveMessage"]; got < n/10 {
-				t.Errorf("%d receives for %d messages", got, n)
-			}
-			if got := r.Requests["DeleteMessageBatch"]; got < n/10 {
-				t.Errorf("%d deletes for %d messages", got, n)
-			}
-			if r.RequestsPerMsg <= 0 {
-				t.Errorf("requests_per_msg = %v", r.RequestsPerMsg)
-			}
-			if r.MaxUnstarted < 1 {
-				t.Errorf("max_unstarted = %d, want at least 1: messages were received", r.MaxUnstarted)
-			}
-			if mode == "flow" {
-				if r.DemandBound != 16 {
-					t.Errorf("demand_bound = %d, want 4 handlers × 4", r.DemandBound)
+				if r.Mode != mode || r.N != n || r.Concurrency != 4 || r.WorkMS != 1 {
+					t.Errorf("line echoes mode %q n %d concurrency %d work %v ms, want %q %d 4 1", r.Mode, r.N, r.Concurrency, r.WorkMS, mode, n)
 				}
-				if r.MaxUnstarted > int64(r.DemandBound) || r.MaxHeld > int64(r.DemandBound) || r.MaxHeldSampled > r.DemandBound {
-					t.Errorf("held %d (sampled %d), unstarted %d: more than the %d the handlers asked for",
-						r.MaxHeld, r.MaxHeldSampled, r.MaxUnstarted, r.DemandBound)
+				// SQS delivers at least once: moto now and then hands one message to two
+				// concurrent receives. Every message is processed and every processed one deleted.
+				if r.Processed < n || r.Processed > n+2 || r.Deleted != r.Processed {
+					t.Errorf("processed %d, deleted %d, want %d (a duplicate or two allowed) and all deleted", r.Processed, r.Deleted, n)
 				}
-			}
-			if vis, inFlight := queueCounts(t, srv, queue); vis != 0 || inFlight != 0 {
-				t.Errorf("queue left with %d visible and %d in-flight messages, want none", vis, inFlight)
-			}
-		})
-	}
+				if r.Seconds <= 0 || r.MsgsPerS <= 0 {
+					t.Errorf("seconds %v, msgs_per_s %v: want both positive", r.Seconds, r.MsgsPerS)
+				}
+				// 10 messages at most per receive and per delete.
+				if got := r.Requests["ReceiveMessage"]; got < n/10 {
+					t.Errorf("%d receives for %d messages", got, n)
+				}
+				if got := r.Requests["DeleteMessageBatch"]; got < n/10 {
+					t.Errorf("%d deletes for %d messages", got, n)
+				}
+				if r.RequestsPerMsg <= 0 {
+					t.Errorf("requests_per_msg = %v", r.RequestsPerMsg)
+				}
+				if r.MaxUnstarted < 1 {
+					t.Errorf("max_unstarted = %d, want at least 1: messages were received", r.MaxUnstarted)
+				}
+				if mode == "flow" {
+					if r.DemandBound != 16 {
+						t.Errorf("demand_bound = %d, want 4 handlers × 4", r.DemandBound)
+					}
+					if r.MaxUnstarted > int64(r.DemandBound) || r.MaxHeld > int64(r.DemandBound) || r.MaxHeldSampled > r.DemandBound {
+						t.Errorf("held %d (sampled %d), unstarted %d: more than the %d the handlers asked for",
+							r.MaxHeld, r.MaxHeldSampled, r.MaxUnstarted, r.DemandBound)
+					}
+				}
+				if vis, inFlight := queueCounts(t, srv, queue); vis != 0 || inFlight != 0 {
+					t.Errorf("queue left with %d visible and %d in-flight messages, want none", vis, inFlight)
+				}
+			})
+		}
+	})
 }
 
 // TestIdle: a source whose pipeline has stopped has no Receive call to serve,
 // and must make no request at all.
 func TestIdle(t *testing.T) {
-	useMoto(t)
-	r := runLine(t, "-mode", "idle", "-queue", "sqsdrain-idle", "-seed", "-n", "12",
-		"-concurrency", "2", "-max-demand", "4", "-wait", "1s", "-for", "300ms")
-	if r.Processed != 12 || r.Deleted != 12 {
-		t.Errorf("processed %d, deleted %d before the watch, want 12 and 12", r.Processed, r.Deleted)
-	}
-	if len(r.Requests) != 0 || len(r.ReceiveStarts) != 0 {
-		t.Errorf("requests while nothing was demanded: %v (receives at %v s)", r.Requests, r.ReceiveStarts)
-	}
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		useBackend(t, bk)
+		r := runLine(t, "-mode", "idle", "-queue", "sqsdrain-idle", "-seed", "-n", "12",
+			"-concurrency", "2", "-max-demand", "4", "-wait", "1s", "-for", "300ms")
+		if r.Processed != 12 || r.Deleted != 12 {
+			t.Errorf("processed %d, deleted %d before the watch, want 12 and 12", r.Processed, r.Deleted)
+		}
+		if len(r.Requests) != 0 || len(r.ReceiveStarts) != 0 {
+			t.Errorf("requests while nothing was demanded: %v (receives at %v s)", r.Requests, r.ReceiveStarts)
+		}
+	})
 }
 
 func TestUsage(t *testing.T) {

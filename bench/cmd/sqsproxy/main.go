@@ -2,14 +2,15 @@
 // SQS stand-in: a fault proxy (package local) that adds a fixed latency to every request and
 // watches the traffic, for bench/sqs.sh.
 //
-//	sqsproxy [-latency 10ms] [-error500 F] [-throttle F] [-target URL | -fauxqs]
+//	sqsproxy [-latency 10ms] [-error500 F] [-throttle F] [-target URL | -fauxqs | -local]
 //
 // -error500 and -throttle answer that fraction of the requests with a 500 InternalFailure or
 // a RequestThrottled error instead of forwarding them (the transient faults of bench/sqs.sh's
 // fault case).
 //
 // With -fauxqs it starts fauxqs itself (internal/fauxqs, on 127.0.0.1) and
-// stops it on exit. Once ready it prints one JSON line on stdout:
+// stops it on exit; with -local it serves the embedded SQS of package local
+// in its own process, on 127.0.0.1. Once ready it prints one JSON line on stdout:
 //
 //	{"endpoint": "http://127.0.0.1:P", "target": "http://127.0.0.1:Q", "stats": "http://127.0.0.1:R/stats"}
 //
@@ -51,9 +52,16 @@ func run() error {
 	start := flag.Bool("fauxqs", false, "start fauxqs on 127.0.0.1 and use it as the target")
 	error500 := flag.Float64("error500", 0, "fraction of requests answered 500 InternalFailure")
 	throttle := flag.Float64("throttle", 0, "fraction of requests answered RequestThrottled")
+	embedded := flag.Bool("local", false, "serve the embedded SQS (package local) on 127.0.0.1 and use it as the target")
 	flag.Parse()
-	if (*target == "") == !*start {
-		return errors.New("give exactly one of -target URL and -fauxqs")
+	given := 0
+	for _, b := range []bool{*target != "", *start, *embedded} {
+		if b {
+			given++
+		}
+	}
+	if given != 1 {
+		return errors.New("give exactly one of -target URL, -fauxqs and -local")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -66,6 +74,14 @@ func run() error {
 		}
 		defer srv.Stop()
 		*target = srv.URL()
+	}
+	if *embedded {
+		srv, err := local.Start(ctx, local.Options{})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		*target = srv.Endpoint()
 	}
 
 	w := newWatcher()
