@@ -55,7 +55,8 @@ type Config struct {
 
 	// PollBackoff and MaxPollBackoff bound the pause after an empty receive or a failed
 	// request: it doubles from PollBackoff with each one in a row, up to MaxPollBackoff, and
-	// a random part of it is taken (full jitter). Zero means 100 ms and 2 s.
+	// a random part of it is taken (full jitter). A single failed receive among others that
+	// succeed pauses only itself, for up to PollBackoff. Zero means 100 ms and 2 s.
 	PollBackoff, MaxPollBackoff time.Duration
 
 	// Retry says how long a failed message stays hidden before SQS delivers it again, from
