@@ -145,6 +145,7 @@ func (s *Source) serveLocked() {
 // needs, each for at most 10 messages, within Config.MaxReceives; after an empty or failed
 // one, only one at a time, once the backoff has passed.
 func (s *Source) startPollsLocked(now time.Time) {
+	s.cooling = slices.DeleteFunc(s.cooling, func(t time.Time) bool { return !now.Before(t) })
 	if s.closing || s.err != nil || s.eof || s.drained || now.Before(s.after) {
 		return
 	}
@@ -158,8 +159,7 @@ func (s *Source) startPollsLocked(now time.Time) {
 	if s.fails > 0 {
 		limit = min(limit, 1)
 	}
-	// A receive that failed alone pauses in its place; the others go on.
-	s.cooling = slices.DeleteFunc(s.cooling, func(t time.Time) bool { return !now.Before(t) })
+	// A receive that failed alone pauses in its place (s.cooling); the others go on.
 	for s.demand > s.reserved && len(s.polls)+len(s.cooling) < limit {
 		k := min(maxBatch, s.demand-s.reserved)
 		s.reserved += k

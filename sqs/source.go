@@ -346,7 +346,9 @@ func (s *Source) nextWakeLocked(now time.Time) time.Time {
 	}
 	if s.demand > s.reserved {
 		for _, t := range s.cooling {
-			earliest(t)
+			if t.After(now) { // a pause over while receives wait for another reason: no wake
+				earliest(t)
+			}
 		}
 	}
 	if s.batches >= s.cfg.MaxBatchRequests {

@@ -110,3 +110,21 @@ func TestReceiveErrorsInARowBackOffTogether(t *testing.T) {
 		<-p.done
 	})
 }
+
+// A receive's pause that is over while receives wait for another reason (the source's
+// backoff) must not make the loop wake at once again and again.
+func TestCoolingOverDoesNotSpin(t *testing.T) {
+	s := start(t, newFake(qURL), Config{})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	s.demand, s.cooling, s.after = 10, []time.Time{now.Add(-time.Millisecond)}, now.Add(time.Second)
+	s.startPollsLocked(now)
+	if next := s.nextWakeLocked(now); !next.Equal(s.after) {
+		t.Fatalf("next wake %v from now, want the backoff's end, %v", next.Sub(now), s.after.Sub(now))
+	}
+	if len(s.cooling) != 0 {
+		t.Fatalf("%d pauses over still kept", len(s.cooling))
+	}
+	s.demand = 0
+}
