@@ -13,13 +13,12 @@
 //
 // Without moto_server the "moto" subtests skip, saying why. With
 // PALLETO_MOTO=required in the environment (as .ci/run sets it) they fail
-// instead, so that CI cannot pass on one backend unnoticed.
+// instead, so that CI cannot pass on one backend unnoticed (see
+// moto.SkipIfMissing).
 package awstest
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,10 +28,6 @@ import (
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/local"
 )
-
-// RequireMotoEnv names the environment variable that, set to "required",
-// turns a missing moto_server from a skip into a failure.
-const RequireMotoEnv = "PALLETO_MOTO"
 
 // Names of the backends, as Each names its subtests.
 const (
@@ -114,19 +109,6 @@ func LocalWith(t testing.TB, o local.Options) *local.Server {
 // the PATH.
 func Moto(t testing.TB) Backend {
 	t.Helper()
-	SkipWithoutMoto(t)
 	s := moto.SharedOrStart(t)
 	return Backend{Name: MotoName, URL: s.URL(), Moto: s}
-}
-
-// SkipWithoutMoto skips the test, in one line saying why, when moto_server
-// is not on the PATH, unless PALLETO_MOTO=required makes that a failure.
-func SkipWithoutMoto(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("moto_server"); err != nil {
-		if os.Getenv(RequireMotoEnv) == "required" {
-			t.Fatalf("moto_server is not on the PATH and %s=required: %v", RequireMotoEnv, err)
-		}
-		t.Skip("moto_server is not on the PATH (pip install 'moto[server]'); the embedded backend ran alone")
-	}
 }

@@ -32,7 +32,10 @@ func Example() {
 	}
 	fmt.Println(q.Name, q.DeadLetter.Name)
 	fmt.Println(q.ARN)
-	// Output:
-	// events events-dlq
-	// arn:aws:sqs:us-east-1:123456789012:events
+	// Prints:
+	//	events events-dlq
+	//	arn:aws:sqs:us-east-1:123456789012:events
+	//
+	// (Compiled, not run: moto_server is optional, and an example cannot
+	// skip. TestRedriveToDeadLetterQueue and TestNotificationDelivered check the same.)
 }

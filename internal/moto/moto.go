@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -226,12 +227,32 @@ func (s *Server) S3() *s3.Client {
 	return s3.NewFromConfig(s.AWSConfig(), func(o *s3.Options) { o.UsePathStyle = true })
 }
 
+// RequireEnv names the environment variable that, set to "required", makes a
+// missing moto_server fail the tests that need it instead of skipping them:
+// .ci/run sets it, so that CI cannot pass with the moto half of the tests
+// skipped.
+const RequireEnv = "PALLETO_MOTO"
+
+// SkipIfMissing skips the test, saying why in one line, when moto_server is
+// not on the PATH (moto is the second backend: the embedded one in package
+// local needs nothing but Go); with PALLETO_MOTO=required it fails the test
+// instead.
+func SkipIfMissing(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("moto_server"); err != nil {
+		if os.Getenv(RequireEnv) == "required" {
+			t.Fatalf("moto_server is not on the PATH and %s=required: %v", RequireEnv, err)
+		}
+		t.Skip("moto_server is not on the PATH (pip install 'moto[server]'); skipped")
+	}
+}
+
 // StartT starts a server for a test and stops it when the test ends. A
-// missing moto_server fails the test rather than skipping it: a skipped
-// integration test would pass silently on a machine that cannot run it.
-// The server's output is logged only if the test failed.
+// missing moto_server skips the test (see SkipIfMissing). The server's
+// output is logged only if the test failed.
 func StartT(t testing.TB) *Server {
 	t.Helper()
+	SkipIfMissing(t)
 	s, err := Start(t.Context(), nil)
 	if err != nil {
 		t.Fatalf("moto: %v", err)

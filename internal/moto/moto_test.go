@@ -44,6 +44,7 @@ func child() {
 }
 
 func TestStartStop(t *testing.T) {
+	moto.SkipIfMissing(t)
 	var log bytes.Buffer
 	s, err := moto.Start(t.Context(), &log)
 	if err != nil {
@@ -139,6 +140,7 @@ func TestStartCanceled(t *testing.T) {
 }
 
 func TestServerDiesWithParent(t *testing.T) {
+	moto.SkipIfMissing(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +240,7 @@ func BenchmarkStartFirstQueue(b *testing.B) {
 }
 
 func TestShared(t *testing.T) {
+	moto.SkipIfMissing(t)
 	var first *moto.Server
 	for i := range 2 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {

@@ -56,6 +56,7 @@ func (r sharedMain) Run() int {
 // tests that do not run in parallel.
 func Shared(t testing.TB) *Server {
 	t.Helper()
+	SkipIfMissing(t)
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if !shared.enabled {
