@@ -26,6 +26,8 @@ type messageSource interface {
 type ledger struct {
 	src  messageSource
 	keep bool // remember outcomes by message id
+	// failed, when set, logs a failure: once per failed delivery, outside the lock.
+	failed func(m *ticket, err error)
 
 	mu   sync.Mutex
 	last map[string]outcome
@@ -47,8 +49,9 @@ const (
 
 // ticket is the token the pipeline carries for a message in place of the source's own.
 type ticket struct {
-	id    string
-	token any
+	id, body string
+	attempt  int // the message's receive count
+	token    any
 }
 
 func newLedger(src messageSource, keep bool) *ledger {
@@ -63,7 +66,8 @@ func newLedger(src messageSource, keep bool) *ledger {
 func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message], error) {
 	msgs, err := l.src.Receive(ctx, n)
 	for i := range msgs {
-		msgs[i].Token = &ticket{id: msgs[i].Data.ID, token: msgs[i].Token}
+		m := &msgs[i].Data
+		msgs[i].Token = &ticket{id: m.ID, body: m.Body, attempt: m.ReceiveCount, token: msgs[i].Token}
 		msgs[i].Acker = l
 	}
 	return msgs, err
@@ -72,6 +76,13 @@ func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message
 // Acknowledge records the outcomes and hands them on to the source with its own tokens.
 func (l *ledger) Acknowledge(results []flow.Result) {
 	fwd := make([]flow.Result, 0, len(results))
+	if l.failed != nil {
+		for _, r := range results {
+			if t, ok := r.Token.(*ticket); ok && r.Status == flow.Failed {
+				l.failed(t, r.Err)
+			}
+		}
+	}
 	if l.keep {
 		l.mu.Lock()
 	}

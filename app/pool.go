@@ -136,7 +136,8 @@ func (p *pool) run(ctx context.Context, job jobs.Job) error {
 		log.Warn("job stopped by the shutdown; it stays queued", "took", took)
 		return ctx.Err()
 	default:
-		log.Warn("job failed", "took", took, "err", err)
+		// Logged at warn by the queue, with what happens next.
+		log.Debug("job failed", "took", took, "err", err)
 	}
 	return err
 }

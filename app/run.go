@@ -162,6 +162,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)}) // NoWait: no grace, as in flow
 	led := newLedger(src, cfg.Drain)
+	led.failed = cfg.logFailure
 	msgs := flow.From(p, "sqs", led, flow.SourceOptions{Concurrency: parse.Concurrency})
 	objects := flow.FlatMap(msgs, "parse", st.parseMessage, parse)
 	files := flow.FlatMap(objects, "fetch", fetchFn, fetch)

@@ -101,8 +101,10 @@ func (e *env) run(t *testing.T, mod ...func(*app.Config)) app.Summary {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cfg := e.config(mod...)
-	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := func(c *app.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	cfg := e.config(append([]func(*app.Config){logger}, mod...)...)
 	sum, err := app.Run(ctx, cfg)
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -291,11 +293,24 @@ func TestMissingObjectFailsThenDeadLetters(t *testing.T) {
 		e.put(t, "here-2", []byte("c\n"))
 		e.purge(t)
 		e.send(t, s3Notification(e.bucket, "here-1", "gone", "here-2"))
-		sum := e.run(t)
+		var logs syncBuffer
+		sum := e.run(t, func(c *app.Config) {
+			c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelInfo}))
+		})
 		// Two deliveries, one distinct message, failed for its missing object.
 		want := app.Tally{Failures: []app.FailureCount{{Outcome: "failed", Reason: "object not found", N: 1}}}
 		if !reflect.DeepEqual(sum.Distinct, want) || sum.OK() || sum.Messages != 2 {
 			t.Errorf("summary %+v, want distinct %+v from 2 deliveries", sum, want)
+		}
+		// Each failure is logged once, with its attempt and what happens next.
+		log := logs.String()
+		for _, want := range []string{"attempt=1 ", "attempt=2 "} {
+			if n := strings.Count(log, "msg=\"message failed\""); n != 2 || !strings.Contains(log, want) {
+				t.Errorf("log has %d \"message failed\" records, want 2 with %s:\n%s", n, want, log)
+			}
+		}
+		if !strings.Contains(log, `next="retried within`) || strings.Contains(log, "failed 1") {
+			t.Errorf("failure log lacks what happens next, or repeats the runtime's count:\n%s", log)
 		}
 		// The objects that exist were processed; the message failed for the missing one and
 		// went to the dead-letter queue after the redrive count.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -44,7 +45,8 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 
 	p := &pool{cfg: cfg, log: cfg.Logger}
 	if cfg.QueueURL == "" {
-		q, err := jobs.Open(jobs.Config{Dir: cfg.DataDir, Memory: cfg.Memory, MaxAttempts: cfg.MaxAttempts, Logger: cfg.Logger})
+		q, err := jobs.Open(jobs.Config{Dir: cfg.DataDir, Memory: cfg.Memory, MaxAttempts: cfg.MaxAttempts, Logger: cfg.Logger,
+			OnOutcome: cfg.logOutcome})
 		if err != nil {
 			return &ConfigError{"data-dir", err.Error()}
 		}
@@ -86,6 +88,18 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	return p.serve(ctx, ln)
 }
 
+// logOutcome logs a failed run of a job of the embedded queue, once, with what happens next.
+func (c ServeConfig) logOutcome(o jobs.Outcome) {
+	switch {
+	case o.Err == nil:
+	case o.Dead:
+		c.Logger.Warn("job failed", "job", o.ID, "attempt", o.Attempt, "err", o.Err, "next", "dead: no attempts left (see GET /jobs)")
+	default:
+		c.Logger.Warn("job failed", "job", o.ID, "attempt", o.Attempt, "err", o.Err,
+			"next", "retried at "+o.RetryAt.Format(time.RFC3339)+" (in "+time.Until(o.RetryAt).Round(time.Second).String()+")")
+	}
+}
+
 // queueSource is the embedded queue as the pool's source.
 func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 	desc := cfg.DataDir
@@ -109,7 +123,12 @@ func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig) jobSource {
 	log := cfg.Logger
 	dlq := deadLetterQueue(ctx, client, cfg.QueueURL, log)
-	a := &sqsJobs{src: src}
+	led := newLedger(src, false)
+	led.failed = func(m *ticket, err error) {
+		log.Warn("job failed", "job", m.body, "attempt", m.attempt, "err", err,
+			"next", "retried after a backoff, unless the queue's redrive policy moves it to its dead-letter queue")
+	}
+	a := &sqsJobs{msgs: led}
 	return jobSource{
 		name:    "sqs",
 		desc:    cfg.QueueURL,
@@ -144,12 +163,12 @@ func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg 
 // whose attempt is the message's receive count. It counts what SQS does not: the jobs
 // running, done and failed here.
 type sqsJobs struct {
-	src                   *sqs.Source
+	msgs                  *ledger
 	running, done, failed atomic.Int64
 }
 
 func (a *sqsJobs) Receive(ctx context.Context, n int) ([]flow.Message[jobs.Job], error) {
-	msgs, err := a.src.Receive(ctx, n)
+	msgs, err := a.msgs.Receive(ctx, n)
 	out := make([]flow.Message[jobs.Job], len(msgs))
 	for i, m := range msgs {
 		out[i] = flow.Message[jobs.Job]{Data: jobs.Job{ID: m.Data.Body, Attempt: m.Data.ReceiveCount}, Acker: a, Token: m.Token}
@@ -158,7 +177,7 @@ func (a *sqsJobs) Receive(ctx context.Context, n int) ([]flow.Message[jobs.Job],
 	return out, err
 }
 
-// Acknowledge counts the outcomes and hands them to the source, whose tokens they carry.
+// Acknowledge counts the outcomes and hands them on to the messages they came from.
 func (a *sqsJobs) Acknowledge(results []flow.Result) {
 	for _, r := range results {
 		switch r.Status {
@@ -169,5 +188,5 @@ func (a *sqsJobs) Acknowledge(results []flow.Result) {
 		}
 	}
 	a.running.Add(-int64(len(results)))
-	a.src.Acknowledge(results)
+	a.msgs.Acknowledge(results)
 }

@@ -324,8 +324,12 @@ printf 'no newline'
 		t.Fatalf("job output logged as\n%q\nwant\n%q", got, want)
 	}
 	failed := s.logs.records(t, "job failed")
-	if len(failed) != 1 || failed[0]["job"] != "bad" || !strings.Contains(fmt.Sprint(failed[0]["err"]), "exit status 3") {
-		t.Fatalf("job failed records: %v", failed)
+	if len(failed) != 1 || failed[0]["job"] != "bad" || !strings.Contains(fmt.Sprint(failed[0]["err"]), "exit status 3") ||
+		!strings.HasPrefix(fmt.Sprint(failed[0]["next"]), "dead") || fmt.Sprint(failed[0]["attempt"]) != "1" {
+		t.Fatalf("job failed records: %v; want one, for bad, attempt 1, next: dead", failed)
+	}
+	if rt := s.logs.records(t, "failed 1"); len(rt) != 0 {
+		t.Fatalf("the runtime's count of the failure reached the info log: %v", rt)
 	}
 }
 

@@ -86,12 +86,11 @@ func (s *stages) parse(messageID string, body []byte) ([]objectJob, error) {
 	return jobs, nil
 }
 
-// parseMessage is parse for an SQS message: a body that is no S3 notification is logged
-// and failed for good (sent to the dead-letter queue, when there is one).
+// parseMessage is parse for an SQS message: a body that is no S3 notification fails for good
+// (it is sent to the dead-letter queue, when there is one).
 func (s *stages) parseMessage(_ context.Context, m sqs.Message) ([]objectJob, error) {
 	jobs, err := s.parse(m.ID, []byte(m.Body))
 	if errors.Is(err, ErrBadMessage) {
-		s.log.Warn("malformed message", "message_id", m.ID, "error", err)
 		return nil, sqs.Permanent(err)
 	}
 	return jobs, err

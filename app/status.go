@@ -3,17 +3,51 @@ package app
 import (
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/palleto/palleto/sqs"
 )
 
 // StatusLine reports progress: rewritten in place on a terminal, or as a log line now and
-// then otherwise.
+// then otherwise. On a terminal, logs written to the same terminal go through Logs, so that
+// a log record is never glued to the live line.
 type StatusLine struct {
 	W        io.Writer
 	Terminal bool          // rewrite one line in place
 	Every    time.Duration // default 1 s on a terminal, 30 s otherwise
+
+	mu   sync.Mutex
+	live string // the line on the terminal now, "" when none
+}
+
+// Logs returns the writer for log records that share W: on a terminal, each record clears
+// the live line, is written on a line of its own, and the live line is drawn again below it.
+// Otherwise it is W itself. A log handler writes one record per Write.
+func (s *StatusLine) Logs() io.Writer {
+	if !s.Terminal {
+		return s.W
+	}
+	return logWriter{s}
+}
+
+type logWriter struct{ s *StatusLine }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	s := w.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == "" {
+		return s.W.Write(p)
+	}
+	if _, err := io.WriteString(s.W, "\r\033[K"); err != nil {
+		return 0, err
+	}
+	n, err := s.W.Write(p)
+	if err == nil {
+		_, err = io.WriteString(s.W, s.live)
+	}
+	return n, err
 }
 
 // inFlight reports messages received and not yet acknowledged.
@@ -54,11 +88,15 @@ func (s *StatusLine) print(t *tally, src inFlight, began time.Time, last bool) {
 	st := src.Stats()
 	line := fmt.Sprintf("received %d  in flight %d  done %d  failed %d  %.1f objects/s  fetchers %d  %s",
 		sum.Messages, st.InFlight+st.Held, sum.Objects, sum.Failed, sum.ObjPerSec, t.fetchers.Load(), sum.Elapsed.Round(time.Second))
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case s.Terminal && last:
 		fmt.Fprintf(s.W, "\r\033[K%s\n", line)
+		s.live = ""
 	case s.Terminal:
 		fmt.Fprintf(s.W, "\r\033[K%s", line)
+		s.live = line
 	default:
 		fmt.Fprintf(s.W, "status: %s\n", line)
 	}

@@ -3,6 +3,7 @@ package flow_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -86,13 +87,19 @@ func TestLogObserverTracesDemand(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	src2 := flowtest.NewSource[int]()
 	p2 := flow.New(flow.Config{Observer: flow.LogObserver(quiet)})
-	flow.Sink(flow.From(p2, "sqs", src2, flow.SourceOptions{}), "consumer", func(context.Context, int) error { return nil }, flow.Options{})
-	src2.Push(1)
+	// A failure is the handler's to log: the runtime's count of it is trace too.
+	flow.Sink(flow.From(p2, "sqs", src2, flow.SourceOptions{}), "consumer", func(_ context.Context, v int) error {
+		if v == 2 {
+			return errors.New("no good")
+		}
+		return nil
+	}, flow.Options{})
+	src2.Push(1, 2)
 	src2.Close()
 	if err := p2.Run(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if buf.Len() != 0 {
-		t.Errorf("demand trace logged above debug level: %s", buf.String())
+		t.Errorf("runtime trace logged above debug level: %s", buf.String())
 	}
 }

@@ -86,9 +86,11 @@ func Observers(obs ...Observer) Observer {
 	})
 }
 
-// LogObserver returns an Observer that logs the demand trace: demand asked and items
-// received at debug level, like GenStage's "handling demand of 10" and "received 3"; failed
-// items at warn level. Nothing is formatted when debug is disabled.
+// LogObserver returns an Observer that logs the runtime's trace at debug level: demand asked
+// and items received, like GenStage's "handling demand of 10" and "received 3", items done,
+// failed and released. A failure is the application's to log, once, with what it means
+// (the handler's error, the attempt, what happens next); here it is only a count. Nothing is
+// formatted when debug is disabled.
 func LogObserver(l *slog.Logger) Observer {
 	return ObserverFunc(func(e Event) {
 		ctx := context.Background()
@@ -109,11 +111,15 @@ func LogObserver(l *slog.Logger) Observer {
 					slog.String("stage", e.Stage), slog.Int("worker", e.Worker), slog.Duration("busy", e.Busy))
 			}
 		case EventFailed:
-			l.LogAttrs(ctx, slog.LevelWarn, "failed "+strconv.Itoa(e.N),
-				slog.String("stage", e.Stage), slog.Int("worker", e.Worker), slog.Any("error", e.Err))
+			if l.Enabled(ctx, slog.LevelDebug) {
+				l.LogAttrs(ctx, slog.LevelDebug, "failed "+strconv.Itoa(e.N),
+					slog.String("stage", e.Stage), slog.Int("worker", e.Worker), slog.Any("error", e.Err))
+			}
 		case EventReleased:
-			l.LogAttrs(ctx, slog.LevelInfo, "released "+strconv.Itoa(e.N),
-				slog.String("stage", e.Stage), slog.Int("worker", e.Worker))
+			if l.Enabled(ctx, slog.LevelDebug) {
+				l.LogAttrs(ctx, slog.LevelDebug, "released "+strconv.Itoa(e.N),
+					slog.String("stage", e.Stage), slog.Int("worker", e.Worker))
+			}
 		}
 	})
 }

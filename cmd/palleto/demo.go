@@ -66,7 +66,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *backend != "local" && *backend != "moto" {
 		return usagef("--backend %q: want local or moto", *backend)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	status := &app.StatusLine{W: stderr, Terminal: isTerminal(stderr)}
+	logger := slog.New(slog.NewTextHandler(status.Logs(), &slog.HandlerOptions{Level: level}))
 	began := time.Now()
 
 	srv, err := startDemoBackend(ctx, *backend, stdout)
@@ -111,7 +112,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		RetryDelay: time.Second, // a failed message is retried after 1 s, so redrive is quick
 		AWS:        ptr(srv.cfg),
 		Logger:     logger,
-		Status:     statusWriter(stderr),
+		Status:     status,
 	}
 	sum, err := app.Run(ctx, cfg)
 	if err != nil {

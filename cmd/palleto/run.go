@@ -28,17 +28,17 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	cfg := o.cfg
-	logger, err := newLogger(stderr, o.logLevel, o.logFormat)
+	logs := stderr
+	switch o.status {
+	case "auto", "on":
+		cfg.Status = &app.StatusLine{W: stderr, Terminal: isTerminal(stderr)}
+		logs = cfg.Status.Logs() // a log record clears the live line first
+	}
+	logger, err := newLogger(logs, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
 	cfg.Logger = logger
-	switch o.status {
-	case "auto":
-		cfg.Status = statusWriter(stderr)
-	case "on":
-		cfg.Status = &app.StatusLine{W: stderr, Terminal: isTerminal(stderr)}
-	}
 	if cfg.MetricsListen != "" {
 		cfg.Metrics = newRegistry()
 	}
@@ -191,12 +191,6 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usagef("--log-format %q: want text or json", format)
-}
-
-// statusWriter chooses the status output: a live line on a terminal, a periodic line
-// otherwise.
-func statusWriter(w io.Writer) *app.StatusLine {
-	return &app.StatusLine{W: w, Terminal: isTerminal(w)}
 }
 
 func isTerminal(w io.Writer) bool {
