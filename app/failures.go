@@ -17,14 +17,9 @@ func (c Config) nextAfterFailure(attempt int, err error) string {
 	if c.DLQURL != "" && errors.Is(err, sqs.ErrPermanent) {
 		return "moved to the dead-letter queue"
 	}
-	if c.RetryDelay <= 0 {
+	step := c.sqsConfig().Retry.Step(attempt) // the delay before jitter takes a part off
+	if step <= 0 {
 		return "retried at once, unless the queue's redrive policy moves it"
 	}
-	// The delay doubles from RetryDelay up to MaxDelay, with jitter below it.
-	d := c.RetryDelay
-	for i := 1; i < attempt && d < c.MaxDelay; i++ {
-		d *= 2
-	}
-	d = min(d, max(c.MaxDelay, 0))
-	return "retried within " + d.Round(time.Millisecond).String() + ", unless the queue's redrive policy moves it"
+	return "retried within " + step.Round(time.Millisecond).String() + ", unless the queue's redrive policy moves it"
 }
