@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -32,6 +33,22 @@ func TestStartServesOnLoopbackAndCloses(t *testing.T) {
 	}
 	if _, err := http.Get(s.Endpoint()); err == nil {
 		t.Error("the server still answers after Close")
+	}
+}
+
+// A client that opened a connection and sent nothing on it does not make Close fail.
+func TestCloseWithAnIdleNewConnection(t *testing.T) {
+	s, err := Start(t.Context(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close with a connection that sent nothing: %v", err)
 	}
 }
 
