@@ -59,9 +59,9 @@
 //   - otherwise, or when the file cannot be parsed as a result: the file is replaced, the
 //     outcome is [Written].
 //
-// Sequencers are hexadecimal strings of varying length, compared as numbers (left-padded
-// with zeros, case ignored). When either is empty the order is unknown and the write goes
-// ahead. Writes of one result file are serialised within the process, even across Writers
-// on the same directory; separate processes must not share an output directory (palleto
-// run holds a lock on it).
+// Sequencers are hexadecimal strings of varying length, compared by AWS's documented rule
+// (s3event.CompareSequencer: the shorter padded with zeros on the right, then compared as
+// strings, case ignored). When either is empty the order is unknown and the write goes
+// ahead. Writes of one result file are serialised by the Writer, which holds its directory
+// alone: a second Writer on it, in this process or another, is refused (ErrInUse).
 package output

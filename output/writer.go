@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/palleto/palleto/s3event"
 )
 
 // Errors reported by this package.
@@ -201,7 +203,7 @@ func (w *Writer) Write(r Result) (string, Outcome, error) {
 		if sameObject(prev, r) {
 			return p, Duplicate, nil
 		}
-		if r.Sequencer != "" && prev.Sequencer != "" && CompareSequencers(r.Sequencer, prev.Sequencer) < 0 {
+		if r.Sequencer != "" && prev.Sequencer != "" && s3event.CompareSequencer(r.Sequencer, prev.Sequencer) < 0 {
 			return p, Stale, nil
 		}
 	}
@@ -318,49 +320,13 @@ func syncDir(root *os.Root, name string) error {
 // sameObject reports whether two results record the same version of the same object, as
 // told by the event: then the analysis would give the same figures.
 func sameObject(a, b Result) bool {
-	return CompareSequencers(a.Sequencer, b.Sequencer) == 0 &&
+	return s3event.CompareSequencer(a.Sequencer, b.Sequencer) == 0 &&
 		trimETag(a.ETag) == trimETag(b.ETag) && a.VersionID == b.VersionID
 }
 
 // trimETag drops the quotes that S3's HEAD and GET answers put around an ETag and that its
 // event notifications do not.
 func trimETag(s string) string { return strings.Trim(s, `"`) }
-
-// CompareSequencers compares two S3 event sequencers as hexadecimal numbers of any length:
-// -1 if a is older than b, 0 if equal, +1 if newer. Leading zeros and case do not count. An
-// empty sequencer equals only another empty one; callers decide what an unknown order means.
-func CompareSequencers(a, b string) int {
-	if (a == "") != (b == "") {
-		if a == "" {
-			return -1
-		}
-		return 1
-	}
-	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-	if len(a) != len(b) {
-		if len(a) < len(b) {
-			return -1
-		}
-		return 1
-	}
-	for i := range len(a) {
-		x, y := upper(a[i]), upper(b[i])
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
-
-func upper(c byte) byte {
-	if 'a' <= c && c <= 'z' {
-		return c - ('a' - 'A')
-	}
-	return c
-}
 
 // Read reads the result file at path.
 func Read(path string) (Result, error) {

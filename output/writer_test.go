@@ -134,7 +134,7 @@ func TestDuplicate(t *testing.T) {
 	mustWrite(t, w, again, Duplicate)
 	// S3's GET answers quote the ETag; its events do not.
 	again.ETag = `"` + r.ETag + `"`
-	again.Sequencer = "000a"
+	again.Sequencer = "0a00" // the same, padded on the right and in lower case
 	mustWrite(t, w, again, Duplicate)
 
 	if b := readBytes(t, p); !bytes.Equal(b, first) {
@@ -162,19 +162,21 @@ func TestSequencerOrder(t *testing.T) {
 	kept := readBytes(t, p)
 
 	mustWrite(t, w, result("b", "k", "09"), Stale)
-	mustWrite(t, w, result("b", "k", "9"), Stale)
+	mustWrite(t, w, result("b", "k", "0"), Stale) // "00"
 	if b := readBytes(t, p); !bytes.Equal(b, kept) {
 		t.Fatalf("a stale event changed the file:\n%s", b)
 	}
 	// The same key in another bucket is another file.
 	mustWrite(t, w, result("c", "k", "01"), Written)
 
+	// Sequencers of different lengths: the shorter is padded with zeros on the right.
 	mustWrite(t, w, result("b", "k", "0b"), Written)
 	mustWrite(t, w, result("b", "k", "FF"), Written)
-	mustWrite(t, w, result("b", "k", "100"), Written) // longer is newer
-	mustWrite(t, w, result("b", "k", "0FF"), Stale)
-	if got, _ := Read(p); got.Sequencer != "100" {
-		t.Fatalf("sequencer %q, want 100", got.Sequencer)
+	mustWrite(t, w, result("b", "k", "FF01"), Written) // "FF00" < "FF01"
+	mustWrite(t, w, result("b", "k", "FF"), Stale)
+	mustWrite(t, w, result("b", "k", "100"), Stale) // "1000" < "FF01"
+	if got, _ := Read(p); got.Sequencer != "FF01" {
+		t.Fatalf("sequencer %q, want FF01", got.Sequencer)
 	}
 	// Without a sequencer on either side the order is unknown: the newer write wins.
 	mustWrite(t, w, result("b", "k", ""), Written)
@@ -184,30 +186,24 @@ func TestSequencerOrder(t *testing.T) {
 	}
 }
 
-func TestCompareSequencers(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0},
-		{"", "0", -1},
-		{"0", "", 1},
-		{"0", "00", 0},
-		{"A", "a", 0},
-		{"0A", "A", 0},
-		{"09", "0A", -1},
-		{"FF", "100", -1},
-		{"100", "0FF", 1},
-		{"0055AED6DCD90281E5", "0055AED6DCD90281E6", -1},
-		{"0055AED6DCD90281E5", "55AED6DCD90281E5", 0},
-		{"10", "F", 1},
-	}
-	for _, tt := range tests {
-		if got := CompareSequencers(tt.a, tt.b); got != tt.want {
-			t.Errorf("CompareSequencers(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+// TestSequencersOfDifferentLengths: the result of an older event never replaces a newer
+// one's, whatever the lengths of their sequencers (AWS's rule: the shorter is padded with
+// zeros on the right; see s3event.CompareSequencer).
+func TestSequencersOfDifferentLengths(t *testing.T) {
+	for _, c := range []struct{ older, newer string }{
+		{"0055AED6DCD90281E5", "0056"},
+		{"0055AED6DCD90281E5", "0055aed6dcd90281e501"},
+		{"09", "1"},
+	} {
+		w := newWriter(t)
+		if _, o, err := w.Write(result("b", "k", c.older)); err != nil || o != Written {
+			t.Fatalf("first write (%s): %v, %v", c.older, o, err)
 		}
-		if got := CompareSequencers(tt.b, tt.a); got != -tt.want {
-			t.Errorf("CompareSequencers(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
+		if _, o, err := w.Write(result("b", "k", c.newer)); err != nil || o != Written {
+			t.Errorf("newer %s after older %s: %v, %v; want written", c.newer, c.older, o, err)
+		}
+		if _, o, err := w.Write(result("b", "k", c.older)); err != nil || o != Stale {
+			t.Errorf("older %s after newer %s: %v, %v; want stale", c.older, c.newer, o, err)
 		}
 	}
 }
@@ -405,7 +401,7 @@ func TestConcurrentSameKey(t *testing.T) {
 		for i := range seqs {
 			seqs[i] = fmt.Sprintf("%X", 0x100+i*37) // 3 digits
 		}
-		seqs[n/2] = "1000" // the newest, and longer
+		seqs[n/2] = "F000" // the newest, and longer
 		rand.Shuffle(n, func(i, j int) { seqs[i], seqs[j] = seqs[j], seqs[i] })
 		for i, seq := range seqs {
 			w := w1
@@ -434,8 +430,8 @@ func TestConcurrentSameKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Sequencer != "1000" {
-			t.Errorf("hot/%d: sequencer %q, want the newest, 1000", k, got.Sequencer)
+		if got.Sequencer != "F000" {
+			t.Errorf("hot/%d: sequencer %q, want the newest, F000", k, got.Sequencer)
 		}
 	}
 	for d := range 2 {

@@ -367,11 +367,29 @@ func checkKey(key string) string {
 // on the left; the current one, which this follows, says right. An empty
 // sequencer (moto sends none) is older than any other but "0".
 func CompareSequencer(a, b string) int {
-	a, b = strings.ToUpper(a), strings.ToUpper(b)
-	n := max(len(a), len(b))
-	a += strings.Repeat("0", n-len(a))
-	b += strings.Repeat("0", n-len(b))
-	return strings.Compare(a, b)
+	// Byte by byte, without allocating: output compares sequencers on every write.
+	for i := range max(len(a), len(b)) {
+		x, y := seqDigit(a, i), seqDigit(b, i)
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// seqDigit is s[i] in upper case, or the '0' that pads s on the right.
+func seqDigit(s string, i int) byte {
+	if i >= len(s) {
+		return '0'
+	}
+	c := s[i]
+	if 'a' <= c && c <= 'z' {
+		c -= 'a' - 'A'
+	}
+	return c
 }
 
 // clip shortens a key quoted in an error: a message body can hold one of
