@@ -49,6 +49,10 @@ type Config struct {
 	Shutdown   time.Duration // --shutdown-timeout: grace period for in-flight work; default 30 s; NoWait: none
 	SpoolDir   string        // --spool-dir: where large objects wait between download and analysis
 	SpoolMem   int64         // objects up to this size are spooled in memory; default 8 MiB
+	// MaxFaultTime (--max-fault-time) is how long a fault of the environment (results or spool
+	// not writable, credentials, S3 refusing or failing) may hold intake paused with no
+	// message succeeding before the run gives up with the fault as its error; default 15 min.
+	MaxFaultTime time.Duration
 	// MetricsListen (--metrics-listen) is the address where GET /metrics (and a GET /healthz
 	// health check) is served while the run lasts; empty: not served. 127.0.0.1:PORT keeps it
 	// on this machine.
@@ -93,6 +97,9 @@ func (c *Config) setDefaults() {
 	if c.SpoolMem == 0 {
 		c.SpoolMem = 8 << 20
 	}
+	if c.MaxFaultTime == 0 {
+		c.MaxFaultTime = DefaultMaxFaultTime
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,6 +119,8 @@ func (c Config) Validate() error {
 		return &ConfigError{"on-missing", fmt.Sprintf("%q: want fail or skip", c.OnMissing)}
 	case c.Visibility < 0 || c.Visibility > 12*time.Hour:
 		return &ConfigError{"visibility-timeout", fmt.Sprintf("%v: want 0 to 12h", c.Visibility)}
+	case c.MaxFaultTime < 0:
+		return &ConfigError{"max-fault-time", fmt.Sprintf("%v: must not be negative", c.MaxFaultTime)}
 	case c.WaitTime > 20*time.Second:
 		return &ConfigError{"wait-time", fmt.Sprintf("%v: want 0s to 20s", c.WaitTime)}
 	case max(c.MaxDelay, 0) < c.RetryDelay:
@@ -119,6 +128,10 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// DefaultMaxFaultTime is Config.MaxFaultTime's default: long enough for a full disk to be
+// cleaned or credentials to be renewed by hand, short enough for a supervisor to notice.
+const DefaultMaxFaultTime = 15 * time.Minute
 
 // Defaults of ServeConfig.
 const (

@@ -21,16 +21,20 @@ type messageSource interface {
 }
 
 // A ledger stands between the SQS source and the pipeline. It sees every message's outcome
-// on its way back to the source, and keeps, when asked to (a drain run, whose size the queue
-// bounds), the last outcome of each distinct message for the summary and the exit status.
+// on its way back to the source: a failure that is the environment's is handed on as a
+// release (the message does not pay for it) and pauses intake at the gate, where Receive
+// waits. It keeps, when asked to (a drain run, whose size the queue bounds), the last outcome
+// of each distinct message for the summary and the exit status.
 type ledger struct {
 	src  messageSource
+	gate *gate
 	keep bool // remember outcomes by message id
 	// failed, when set, logs a failure: once per failed delivery, outside the lock.
 	failed func(m *ticket, err error)
 
-	mu   sync.Mutex
-	last map[string]outcome
+	mu     sync.Mutex
+	last   map[string]outcome
+	parked []flow.Message[sqs.Message] // received while intake was paused
 }
 
 // An outcome is how a message's last delivery in this run ended.
@@ -54,8 +58,8 @@ type ticket struct {
 	token    any
 }
 
-func newLedger(src messageSource, keep bool) *ledger {
-	l := &ledger{src: src, keep: keep}
+func newLedger(src messageSource, g *gate, keep bool) *ledger {
+	l := &ledger{src: src, gate: g, keep: keep}
 	if keep {
 		l.last = map[string]outcome{}
 	}
@@ -63,14 +67,47 @@ func newLedger(src messageSource, keep bool) *ledger {
 }
 
 // Receive receives from the source and makes the ledger the acknowledger of what it hands out.
+// While intake is paused it waits at the gate, and the gate has paused the source: no receive
+// is made (each counts towards the queue's maxReceiveCount). Receives already waiting in the
+// source when the pause began are let finish (cancelling them would leave what SQS took for
+// them hidden until the visibility timeout); what they bring is parked here, kept invisible by
+// the source's heartbeat, and handed out first once intake resumes.
 func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message], error) {
-	msgs, err := l.src.Receive(ctx, n)
+	for {
+		if err := l.gate.wait(ctx); err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		if len(l.parked) > 0 {
+			k := min(n, len(l.parked))
+			msgs := slices.Clone(l.parked[:k])
+			l.parked = slices.Delete(l.parked, 0, k)
+			l.mu.Unlock()
+			return l.own(msgs), nil
+		}
+		l.mu.Unlock()
+		msgs, err := l.src.Receive(ctx, n)
+		if len(msgs) > 0 && l.gate.paused() {
+			l.mu.Lock()
+			l.parked = append(l.parked, msgs...)
+			l.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return l.own(msgs), err
+	}
+}
+
+// own makes the ledger the acknowledger of msgs.
+func (l *ledger) own(msgs []flow.Message[sqs.Message]) []flow.Message[sqs.Message] {
 	for i := range msgs {
 		m := &msgs[i].Data
 		msgs[i].Token = &ticket{id: m.ID, body: m.Body, attempt: m.ReceiveCount, token: msgs[i].Token}
 		msgs[i].Acker = l
 	}
-	return msgs, err
+	return msgs
 }
 
 // Acknowledge records the outcomes and hands them on to the source with its own tokens.
@@ -78,18 +115,23 @@ func (l *ledger) Acknowledge(results []flow.Result) {
 	fwd := make([]flow.Result, 0, len(results))
 	if l.failed != nil {
 		for _, r := range results {
-			if t, ok := r.Token.(*ticket); ok && r.Status == flow.Failed {
-				l.failed(t, r.Err)
+			var env *envFault
+			if t, ok := r.Token.(*ticket); ok && r.Status == flow.Failed && !errors.As(r.Err, &env) {
+				l.failed(t, r.Err) // a fault of the environment is logged once, by the gate
 			}
 		}
 	}
-	if l.keep {
-		l.mu.Lock()
-	}
+	l.mu.Lock()
 	for _, r := range results {
 		t, ok := r.Token.(*ticket)
 		if !ok {
 			continue
+		}
+		switch {
+		case r.Status == flow.Succeeded:
+			l.gate.succeeded()
+		case r.Status == flow.Failed && l.gate.report(r.Err):
+			r.Status, r.Err = flow.Released, nil
 		}
 		if l.keep {
 			l.last[t.id] = outcomeOf(r)
@@ -97,9 +139,7 @@ func (l *ledger) Acknowledge(results []flow.Result) {
 		r.Token = t.token
 		fwd = append(fwd, r)
 	}
-	if l.keep {
-		l.mu.Unlock()
-	}
+	l.mu.Unlock()
 	l.src.Acknowledge(fwd)
 }
 

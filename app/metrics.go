@@ -19,13 +19,28 @@ import (
 
 // registerRunMetrics registers the metrics of a run with reg and returns the observer that
 // feeds the stage metrics.
-func registerRunMetrics(reg *prometheus.Registry, src *sqs.Source) (flow.Observer, error) {
+func registerRunMetrics(reg *prometheus.Registry, src *sqs.Source, g *gate) (flow.Observer, error) {
 	obs, err := metrics.NewObserver(reg)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	if err := reg.Register(metrics.NewSQSCollector(src)); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+	pauses := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "palleto_intake_pauses_total",
+		Help: "Times intake paused because of a fault of the environment (results or spool not writable, credentials, S3 failing).",
+	}, func() float64 { n, _ := g.Pauses(); return float64(n) })
+	paused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "palleto_intake_paused",
+		Help: "1 while intake is paused by a fault of the environment, 0 otherwise.",
+	}, func() float64 {
+		if _, p := g.Pauses(); p {
+			return 1
+		}
+		return 0
+	})
+	for _, c := range []prometheus.Collector{metrics.NewSQSCollector(src), pauses, paused} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	return obs, nil
 }
@@ -53,17 +68,31 @@ func registerPoolMetrics(ctx context.Context, reg *prometheus.Registry, counts f
 	return obs, nil
 }
 
+// A HealthFunc reports whether a run is healthy, and if not, why in one line.
+type HealthFunc func() (ok bool, reason string)
+
+// healthHandler answers GET /healthz: 200 "ok", or 503 with the reason.
+func healthHandler(health HealthFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if ok, reason := health(); !ok {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "unhealthy: "+reason+"\n")
+			return
+		}
+		io.WriteString(w, "ok\n")
+	}
+}
+
 // serveMetrics serves GET /metrics and GET /healthz on ln until stop is called; stop returns
 // once the server and its connections are closed. A nil ln serves nothing.
-func serveMetrics(ln net.Listener, reg *prometheus.Registry, log *slog.Logger) (stop func()) {
+func serveMetrics(ln net.Listener, reg *prometheus.Registry, health HealthFunc, log *slog.Logger) (stop func()) {
 	if ln == nil {
 		return func() {}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg, log))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("GET /healthz", healthHandler(health))
 	srv := startHTTP(ln, mux, log)
 	log.Info("serving metrics", "url", "http://"+srv.Addr()+"/metrics")
 	return func() {

@@ -125,16 +125,28 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 			err = errors.Join(err, fmt.Errorf("closing --out: %w", cerr))
 		}
 	}()
+	// A real write, before anything is received: a directory that cannot be written is a
+	// mistake to report now, not a fault to find with the first message.
+	if perr := probeDir(cfg.Out); perr != nil {
+		return Summary{}, &ConfigError{"out", "cannot write to " + cfg.Out + ": " + rootCause(perr)}
+	}
+	if perr := probeDir(cfg.SpoolDir); perr != nil {
+		return Summary{}, &ConfigError{"spool-dir", "cannot write to the spool directory: " + rootCause(perr)}
+	}
 	if uerr := out.Unlocked(); uerr != nil {
 		log.Warn("cannot lock the output directory: make sure no other run uses it", "dir", cfg.Out, "err", uerr)
 	}
 	stopSweep := sweep(out, log)
 	defer stopSweep()
 
+	runCtx, giveUp := context.WithCancelCause(ctx)
+	defer giveUp(nil)
+	g := newGate(log, cfg.MaxFaultTime, giveUp)
+	g.intake = src
 	t := &tally{}
 	observers := []flow.Observer{flow.LogObserver(log), t}
 	if cfg.Metrics != nil {
-		obs, err := registerRunMetrics(cfg.Metrics, src)
+		obs, err := registerRunMetrics(cfg.Metrics, src, g)
 		if err != nil {
 			return Summary{}, err
 		}
@@ -161,7 +173,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		t.fetchers.Store(int64(cfg.Fetchers))
 	}
 	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)}) // NoWait: no grace, as in flow
-	led := newLedger(src, cfg.Drain)
+	led := newLedger(src, g, cfg.Drain)
 	led.failed = cfg.logFailure
 	msgs := flow.From(p, "sqs", led, flow.SourceOptions{Concurrency: parse.Concurrency})
 	objects := flow.FlatMap(msgs, "parse", st.parseMessage, parse)
@@ -180,15 +192,25 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 
 	began := time.Now()
-	stopMetrics := serveMetrics(metricsLn, cfg.Metrics, log)
+	stopMetrics := serveMetrics(metricsLn, cfg.Metrics, g.Health, log)
 	defer stopMetrics()
-	stopStatus := cfg.Status.start(t, src, began)
+	stopStatus := cfg.Status.start(t, src, g, began)
 	defer stopStatus()
 	stopAbort := onClose(cfg.Abort, p.Abort)
-	err = p.Run(ctx)
+	probing := make(chan struct{})
+	go func() {
+		defer close(probing)
+		g.run(runCtx)
+	}()
+	err = p.Run(runCtx)
+	giveUp(nil)
+	<-probing
 	stopAbort()
 	sum = t.summary(time.Since(began))
 	sum.Distinct = led.tally()
+	if cause := context.Cause(runCtx); err == nil && ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
 	return sum, err
 }
 

@@ -123,7 +123,9 @@ func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig) jobSource {
 	log := cfg.Logger
 	dlq := deadLetterQueue(ctx, client, cfg.QueueURL, log)
-	led := newLedger(src, false)
+	// A job's failure is the job's: the pool has no fault of the environment to pause for,
+	// so its gate never closes.
+	led := newLedger(src, newGate(log, DefaultMaxFaultTime, func(error) {}), false)
 	led.failed = func(m *ticket, err error) {
 		log.Warn("job failed", "job", m.body, "attempt", m.attempt, "err", err,
 			"next", "retried after a backoff, unless the queue's redrive policy moves it to its dead-letter queue")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/palleto/palleto/object"
 	"github.com/palleto/palleto/output"
@@ -106,7 +107,7 @@ func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
 			s.log.Warn("object not found: skipped", "bucket", o.Bucket, "key", o.Key, "message_id", j.MessageID)
 			return nil, nil
 		}
-		return nil, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
+		return nil, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err))
 	}
 	defer body.Close()
 	f := &fetched{job: j, info: info}
@@ -114,12 +115,16 @@ func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
 		f.mem = make([]byte, 0, info.Size+1)
 		buf := bytes.NewBuffer(f.mem)
 		if _, err := buf.ReadFrom(body); err != nil {
-			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, err)
+			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err))
 		}
 		f.mem = buf.Bytes()
 	} else {
-		if f.file, err = spool(s.spoolDir, body); err != nil {
-			return nil, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
+		var spoolErr bool
+		if f.file, spoolErr, err = spool(s.spoolDir, body); err != nil {
+			if spoolErr {
+				return nil, fmt.Errorf("s3://%s/%s: spool: %w", o.Bucket, o.Key, dirFault(s.spoolDir, err))
+			}
+			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err))
 		}
 	}
 	s.log.Debug("downloaded", "bucket", o.Bucket, "key", o.Key, "size", info.Size)
@@ -127,11 +132,11 @@ func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
 }
 
 // spool copies body into an unlinked temporary file in dir and returns it, read from the
-// start.
-func spool(dir string, body io.Reader) (_ *os.File, err error) {
+// start. spoolErr tells whether err is the spool's (rather than the body's).
+func spool(dir string, body io.Reader) (_ *os.File, spoolErr bool, err error) {
 	file, err := os.CreateTemp(dir, "palleto-spool-*")
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, true, err
 	}
 	os.Remove(file.Name()) // the open file stays readable; its space is freed on close
 	defer func() {
@@ -139,13 +144,29 @@ func spool(dir string, body io.Reader) (_ *os.File, err error) {
 			file.Close()
 		}
 	}()
-	if _, err := io.Copy(file, body); err != nil {
-		return nil, fmt.Errorf("download: %w", err)
+	w := &tagWriter{w: file}
+	if _, err := io.Copy(w, body); err != nil {
+		return nil, w.failed, err
 	}
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, true, err
 	}
-	return file, nil
+	return file, false, nil
+}
+
+// tagWriter remembers whether a write failed, so that a copy's error can be told from its
+// source's.
+type tagWriter struct {
+	w      io.Writer
+	failed bool
+}
+
+func (t *tagWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.failed = true
+	}
+	return n, err
 }
 
 // analyse decompresses and counts a spooled object. A corrupt object is a failure: no
@@ -181,7 +202,8 @@ func (s *stages) analyse(ctx context.Context, f *fetched) (output.Result, error)
 func (s *stages) write(_ context.Context, r output.Result) error {
 	path, outcome, err := s.out.Write(r)
 	if err != nil {
-		return fmt.Errorf("s3://%s/%s: write result: %w", r.Bucket, r.Key, err)
+		dir := filepath.Dir(filepath.Join(s.out.Dir(), output.RelPath(r.Bucket, r.Key)))
+		return fmt.Errorf("s3://%s/%s: write result: %w", r.Bucket, r.Key, dirFault(dir, err))
 	}
 	s.log.Debug("processed", "bucket", r.Bucket, "key", r.Key, "lines", r.Lines, "bytes", r.Bytes,
 		"encoding", r.Encoding, "result", path, "outcome", outcome.String())

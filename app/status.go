@@ -53,7 +53,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 // inFlight reports messages received and not yet acknowledged.
 type inFlight interface{ Stats() sqs.Stats }
 
-func (s *StatusLine) start(t *tally, src inFlight, began time.Time) (stop func()) {
+func (s *StatusLine) start(t *tally, src inFlight, g *gate, began time.Time) (stop func()) {
 	if s == nil || s.W == nil {
 		return func() {}
 	}
@@ -73,9 +73,9 @@ func (s *StatusLine) start(t *tally, src inFlight, began time.Time) (stop func()
 		for {
 			select {
 			case <-tick.C:
-				s.print(t, src, began, false)
+				s.print(t, src, g, began, false)
 			case <-done:
-				s.print(t, src, began, true)
+				s.print(t, src, g, began, true)
 				return
 			}
 		}
@@ -83,11 +83,14 @@ func (s *StatusLine) start(t *tally, src inFlight, began time.Time) (stop func()
 	return func() { close(done); <-ended }
 }
 
-func (s *StatusLine) print(t *tally, src inFlight, began time.Time, last bool) {
+func (s *StatusLine) print(t *tally, src inFlight, g *gate, began time.Time, last bool) {
 	sum := t.summary(time.Since(began))
 	st := src.Stats()
 	line := fmt.Sprintf("received %d  in flight %d  done %d  failed %d  %.1f objects/s  fetchers %d  %s",
 		sum.Messages, st.InFlight+st.Held, sum.Objects, sum.Failed, sum.ObjPerSec, t.fetchers.Load(), sum.Elapsed.Round(time.Second))
+	if ok, reason := g.Health(); !ok {
+		line += "  PAUSED: " + reason
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

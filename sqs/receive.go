@@ -146,7 +146,7 @@ func (s *Source) serveLocked() {
 // one, only one at a time, once the backoff has passed.
 func (s *Source) startPollsLocked(now time.Time) {
 	s.cooling = slices.DeleteFunc(s.cooling, func(t time.Time) bool { return !now.Before(t) })
-	if s.closing || s.err != nil || s.eof || s.drained || now.Before(s.after) {
+	if s.closing || s.paused || s.err != nil || s.eof || s.drained || now.Before(s.after) {
 		return
 	}
 	// Back-pressure from deletes: handled messages no longer count against demand, so

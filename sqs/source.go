@@ -114,6 +114,7 @@ type Source struct {
 	batches  int               // delete, visibility and send requests in flight
 	err      error
 	closing  bool
+	paused   bool  // Pause: no receive starts
 	checking bool  // a drain check is in flight
 	drained  bool  // the last drain check found the queue empty
 	eof      bool  // drained, and nothing left: Receive returns io.EOF

@@ -86,6 +86,7 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 	waitVar(fs, &cfg.RetryDelay, "retry-delay", 5*time.Second, "delay before a failed message is retried the first time; it doubles with each receive (0s: at once)")
 	waitVar(fs, &cfg.MaxDelay, "max-retry-delay", 5*time.Minute, "cap of the retry delay")
 	waitVar(fs, &cfg.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight work may finish (0s: stop at once)")
+	fs.DurationVar(&cfg.MaxFaultTime, "max-fault-time", app.DefaultMaxFaultTime, "how long a fault of the environment (--out or the spool not writable, credentials, S3 failing) may pause intake before the run exits 1")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -100,6 +101,8 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 		return o, usagef("--fetchers %d: want at least 1", cfg.Fetchers)
 	case cfg.Processors < 1:
 		return o, usagef("--processors %d: want at least 1", cfg.Processors)
+	case cfg.MaxFaultTime <= 0:
+		return o, usagef("--max-fault-time %v: want more than 0s", cfg.MaxFaultTime)
 	case cfg.Visibility < time.Second:
 		return o, usagef("--visibility-timeout %v: want 1s to 12h", cfg.Visibility)
 	case o.status != "auto" && o.status != "on" && o.status != "off":

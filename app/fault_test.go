@@ -1,0 +1,117 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/palleto/palleto/object"
+	"github.com/palleto/palleto/output"
+)
+
+// A fault pauses intake once; probes back off 1 s, 2 s, 4 s…; a probe that succeeds resumes
+// intake; a fault that outlasts maxFault gives up with it.
+func TestGatePausesProbesAndGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var probes []time.Duration
+		healthy := false
+		start := time.Now()
+		fault := &envFault{err: errors.New("disk full"), probe: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			probes = append(probes, time.Since(start))
+			if healthy {
+				return nil
+			}
+			return errors.New("still full")
+		}}
+		var gaveUp error
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		g := newGate(slog.New(slog.DiscardHandler), 20*time.Second, func(err error) { gaveUp = err })
+		done := make(chan struct{})
+		go func() { defer close(done); g.run(ctx) }()
+
+		if !g.report(fault) || g.report(errors.New("a message's own")) {
+			t.Fatal("report does not tell the environment's faults from the others")
+		}
+		g.report(fault) // a second fault during the pause: no second pause
+		if n, paused := g.Pauses(); n != 1 || !paused {
+			t.Fatalf("pauses %d, paused %v; want 1, true", n, paused)
+		}
+		if ok, reason := g.Health(); ok || reason == "" {
+			t.Fatal("healthy while paused")
+		}
+		waited := make(chan error, 1)
+		go func() { waited <- g.wait(ctx) }()
+		time.Sleep(7*time.Second + time.Millisecond)
+		synctest.Wait()
+		select {
+		case <-waited:
+			t.Fatal("intake resumed while the probe fails")
+		default:
+		}
+		mu.Lock()
+		want := []time.Duration{time.Second, 3 * time.Second, 7 * time.Second}
+		if len(probes) != len(want) || probes[0] != want[0] || probes[1] != want[1] || probes[2] != want[2] {
+			t.Fatalf("probes at %v, want %v", probes, want)
+		}
+		healthy = true
+		mu.Unlock()
+		time.Sleep(8 * time.Second)
+		if err := <-waited; err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := g.Health(); !ok {
+			t.Fatal("unhealthy after the probe succeeded")
+		}
+
+		// Faults again, never cured, with no success in between: the first fault's time
+		// counts, and the gate gives up once maxFault has passed.
+		mu.Lock()
+		healthy = false
+		mu.Unlock()
+		g.report(fault)
+		synctest.Wait()
+		time.Sleep(30 * time.Second)
+		<-done
+		if gaveUp == nil {
+			t.Fatal("did not give up")
+		}
+		if ok, reason := g.Health(); ok || reason == "" {
+			t.Fatal("healthy after giving up")
+		}
+	})
+}
+
+// The classification of errors: the message's own, or the environment's.
+func TestFaultClassification(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		err  error
+		env  bool
+	}{
+		{"disk full", dirFault(dir, &fs.PathError{Op: "write", Path: dir, Err: syscall.ENOSPC}), true},
+		{"read-only", dirFault(dir, &fs.PathError{Op: "mkdirat", Path: dir, Err: syscall.EROFS}), true},
+		{"not writable", dirFault(dir, fmt.Errorf("write: %w", fs.ErrPermission)), true},
+		{"a result path collision", dirFault(dir, fmt.Errorf("x: %w", output.ErrCollision)), false},
+		{"missing object", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", object.ErrNotFound)), false},
+		{"corrupt object", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", object.ErrCorrupt)), false},
+		{"S3 timeout", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", context.DeadlineExceeded)), true},
+		{"shutdown", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", context.Canceled)), false},
+	} {
+		var f *envFault
+		if got := errors.As(c.err, &f); got != c.env {
+			t.Errorf("%s: environment's %v, want %v", c.name, got, c.env)
+		}
+	}
+}
