@@ -15,16 +15,14 @@ type BatchOptions[T any] struct {
 	Timeout time.Duration
 	// Key, when set, puts items with different keys in different batches.
 	Key func(T) string
-	// MaxDemand is the most items the batcher holds or asks for at once. Zero means twice
-	// Size. MinDemand is when it asks for more; zero means MaxDemand minus Size.
-	MaxDemand, MinDemand int
 }
 
 // Batch declares a stage that groups items into slices of at most Size items (of one key,
 // with Key), emitted when full or Timeout after their first item arrived, and when the
 // input ends. The source messages of a batch's items are acknowledged with the batch's
 // outcome. One goroutine does the grouping; give the stage that consumes the batches the
-// concurrency.
+// concurrency. Its demand follows from Size: it holds or asks for at most two batches' worth
+// of items, and asks for more once a batch's worth is free.
 func Batch[T any](in *Stream[T], name string, opts BatchOptions[T]) *Stream[[]T] {
 	p := in.p
 	if opts.Size == 0 {
@@ -33,32 +31,24 @@ func Batch[T any](in *Stream[T], name string, opts BatchOptions[T]) *Stream[[]T]
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
 	}
-	if opts.MaxDemand == 0 {
-		opts.MaxDemand = 2 * opts.Size
+	if opts.Size < 0 || opts.Timeout < 0 {
+		p.configError(&ConfigError{name, fmt.Sprintf("Size %d, Timeout %v: must not be negative", opts.Size, opts.Timeout)})
 	}
-	if opts.MinDemand == 0 {
-		opts.MinDemand = opts.MaxDemand - opts.Size
-	}
-	switch {
-	case opts.Size < 0 || opts.Timeout < 0:
-		p.configError(&ConfigError{name, "Size and Timeout must not be negative"})
-	case opts.MaxDemand < opts.Size:
-		p.configError(&ConfigError{name, fmt.Sprintf("MaxDemand %d is below Size %d: batches could never fill", opts.MaxDemand, opts.Size)})
-	case opts.MinDemand < 0 || opts.MinDemand >= opts.MaxDemand:
-		p.configError(&ConfigError{name, fmt.Sprintf("MinDemand %d is not in [0, MaxDemand %d)", opts.MinDemand, opts.MaxDemand)})
-	}
-	b := &batcher[T]{name: name, opts: opts, in: in.input(name, 1).parts[0]}
+	b := &batcher[T]{name: name, opts: opts, maxDemand: 2 * opts.Size, minDemand: opts.Size, in: in.input(name, 1).parts[0]}
 	s, out := plainStream[[]T](p, name)
 	b.out = out
-	p.add(b, StageInfo{Name: name, Kind: KindBatch, Input: in.name, Workers: 1, MaxDemand: opts.MaxDemand})
+	p.add(b, StageInfo{Name: name, Kind: KindBatch, Input: in.name, Workers: 1, MaxDemand: b.maxDemand})
 	return s
 }
 
 type batcher[T any] struct {
 	name string
 	opts BatchOptions[T]
-	in   *part[T]
-	out  *link[[]T]
+	// maxDemand is the most items held or asked for; more are asked for when no more than
+	// minDemand are.
+	maxDemand, minDemand int
+	in                   *part[T]
+	out                  *link[[]T]
 }
 
 type pendingBatch[T any] struct {
@@ -128,7 +118,7 @@ func (b *batcher[T]) run(rs *runState) {
 		return err == nil
 	}
 	for {
-		if want := b.opts.MaxDemand - outstanding - held; outstanding+held <= b.opts.MinDemand && want > 0 {
+		if want := b.maxDemand - outstanding - held; outstanding+held <= b.minDemand && want > 0 {
 			b.in.ask(want)
 			rs.observe(Event{Stage: b.name, Kind: EventAsked, N: want, Demand: outstanding + want})
 			outstanding += want

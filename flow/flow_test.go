@@ -638,17 +638,44 @@ func TestConfigErrors(t *testing.T) {
 		"min not below max": func(p *flow.Pipeline) {
 			flow.Sink(flow.From(p, "src", src, flow.SourceOptions{}), "a", noop, flow.Options{MaxDemand: 4, MinDemand: 4})
 		},
-		"batch cannot fill": func(p *flow.Pipeline) {
-			b := flow.Batch(flow.From(p, "src", src, flow.SourceOptions{}), "b", flow.BatchOptions[int]{Size: 10, MaxDemand: 5})
+		"negative batch size": func(p *flow.Pipeline) {
+			b := flow.Batch(flow.From(p, "src", src, flow.SourceOptions{}), "b", flow.BatchOptions[int]{Size: -1})
 			flow.Sink(b, "s", func(context.Context, []int) error { return nil }, flow.Options{})
 		},
+		// A relay is one goroutine: options it cannot honour are refused, not ignored.
+		"partition with concurrency": func(p *flow.Pipeline) {
+			in := flow.From(p, "src", src, flow.SourceOptions{})
+			part := flow.Partition(in, "by key", func(v int) string { return fmt.Sprint(v) }, flow.Options{Concurrency: 4})
+			flow.Sink(part, "s", noop, flow.Options{Concurrency: 4})
+		},
+		"broadcast with concurrency": func(p *flow.Pipeline) {
+			for i, s := range flow.Broadcast(flow.From(p, "src", src, flow.SourceOptions{}), "copy", 2, flow.Options{Concurrency: 2}) {
+				flow.Sink(s, fmt.Sprint("s", i), noop, flow.Options{})
+			}
+		},
+		"broadcast with a limit": func(p *flow.Pipeline) {
+			for i, s := range flow.Broadcast(flow.From(p, "src", src, flow.SourceOptions{}), "copy", 2, flow.Options{Limit: flow.NewLimit(1)}) {
+				flow.Sink(s, fmt.Sprint("s", i), noop, flow.Options{})
+			}
+		},
+	}
+	// What each error must say: the stage and the reason.
+	reasons := map[string]string{
+		"consumed twice":             `stage "b": stream "src" is already consumed`,
+		"not consumed":               `stream "src" is not consumed by any stage`,
+		"min not below max":          `stage "a": MinDemand 4 is not below MaxDemand 4`,
+		"negative batch size":        `stage "b": Size -1`,
+		"partition with concurrency": `stage "by key": Concurrency 4: one goroutine routes`,
+		"broadcast with concurrency": `stage "copy": Concurrency 2: one goroutine routes`,
+		"broadcast with a limit":     `stage "copy": a Limit needs workers`,
 	}
 	for name, build := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := flow.New(flow.Config{})
 			build(p)
-			if err := p.Run(t.Context()); err == nil {
-				t.Fatal("Run accepted an invalid pipeline")
+			err := p.Run(t.Context())
+			if err == nil || !strings.Contains(err.Error(), reasons[name]) {
+				t.Fatalf("Run = %v, want an error saying %q", err, reasons[name])
 			}
 		})
 	}

@@ -9,13 +9,12 @@ import (
 // Partition routes items by key: each worker of the stage that consumes the returned stream
 // gets the items of its own share of the keys, in the order they arrive here, and handles
 // them one at a time — so items of one key are handled in order and never at once. Keys are
-// spread by hash. One goroutine does the routing, with opts.MaxDemand (Concurrency is
-// ignored). A worker that is slow holds back the items routed to it, and once the router's
-// demand is used up, everything behind them.
+// spread by hash. One goroutine does the routing, with opts.MaxDemand and MinDemand; a
+// Concurrency above 1 or a Limit is a *ConfigError. A worker that is slow holds back the
+// items routed to it, and once the router's demand is used up, everything behind them.
 func Partition[T any](in *Stream[T], name string, key func(T) string, opts Options) *Stream[T] {
 	p := in.p
-	opts.Concurrency = 1
-	opts, err := opts.normalize(name)
+	opts, err := relayOptions(name, opts)
 	if err != nil {
 		p.configError(err)
 	}
@@ -51,11 +50,11 @@ func Partition[T any](in *Stream[T], name string, key func(T) string, opts Optio
 
 // Broadcast gives every item to each of n streams. The source message behind an item is
 // acknowledged once all n copies have finished. One goroutine does the copying, with
-// opts.MaxDemand; the slowest branch sets the pace.
+// opts.MaxDemand and MinDemand (a Concurrency above 1 or a Limit is a *ConfigError); the
+// slowest branch sets the pace.
 func Broadcast[T any](in *Stream[T], name string, n int, opts Options) []*Stream[T] {
 	p := in.p
-	opts.Concurrency = 1
-	opts, err := opts.normalize(name)
+	opts, err := relayOptions(name, opts)
 	if err != nil {
 		p.configError(err)
 	}
@@ -90,6 +89,18 @@ func Broadcast[T any](in *Stream[T], name string, n int, opts Options) []*Stream
 	}
 	p.add(r, StageInfo{Name: name, Kind: KindPartition, Input: in.name, Workers: 1, MaxDemand: opts.MaxDemand})
 	return streams
+}
+
+// relayOptions are the options of a one-goroutine stage: those it cannot honour are an error.
+func relayOptions(name string, opts Options) (Options, error) {
+	switch {
+	case opts.Concurrency > 1:
+		return opts, &ConfigError{name, fmt.Sprintf("Concurrency %d: one goroutine routes the items (give the consuming stage the workers)", opts.Concurrency)}
+	case opts.Limit != nil:
+		return opts, &ConfigError{name, "a Limit needs workers to limit: one goroutine routes the items"}
+	}
+	opts.Concurrency = 1
+	return opts.normalize(name)
 }
 
 // relay is a one-goroutine stage that takes items and hands each to route.
