@@ -3,8 +3,9 @@
 # (bench/cmd/pipebench loop: 8 goroutines, each ReceiveMessage 10 → GetObject,
 # gunzip, count, write the result by rename → DeleteMessageBatch) on the same
 # objects: N real .gz files of a few KiB, one S3 notification each, served by
-# fauxqs (SQS) and gofakes3 (S3, in memory), each behind a proxy that adds a
-# round trip to every request. Everything listens on 127.0.0.1 only.
+# the project's embedded SQS and S3 (package local; BACKEND=fauxqs: fauxqs and
+# gofakes3), each behind a proxy that adds a round trip to every request.
+# Everything listens on 127.0.0.1 only.
 #
 #   bench/pipeline.sh
 #   RUNS=3                 rounds; each runs every side once, on a fresh queue
@@ -13,6 +14,7 @@
 #   SIDES="loop;palleto"   what runs, separated by ';': "loop", or "palleto"
 #                          followed by extra flags of palleto run
 #                          (e.g. "loop;palleto;palleto --fetchers 16")
+#   BACKEND=local         or fauxqs (needs Node.js)
 #   KEEP=DIR               keep the binaries, the JSON lines and the logs in DIR
 #
 # Prints one line per run, then a Markdown table of medians with ratios to
@@ -26,6 +28,7 @@ runs=${RUNS:-3}
 n=${N:-1000}
 latencies=${LATENCIES:-0 10ms 50ms}
 sides=${SIDES:-loop;palleto}
+backend=${BACKEND:-local}
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -n "${KEEP:-}" ]]; then
 	work=$KEEP
@@ -56,10 +59,10 @@ results=$work/results.jsonl
 IFS=';' read -r -a side_list <<<"$sides"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "N=$n objects, runs: $runs, sides: $sides"
+echo "backend: $backend; N=$n objects, runs: $runs, sides: $sides"
 q=0
 for lat in $latencies; do
-	PALLETO_FAUXQS_DIR="$root/bench/fauxqs" "$pb" backend -latency "$lat" >"$work/backend.out" 2>"$work/backend-$lat.log" &
+	PALLETO_FAUXQS_DIR="$root/bench/fauxqs" "$pb" backend -backend "$backend" -latency "$lat" >"$work/backend.out" 2>"$work/backend-$lat.log" &
 	backend_pid=$!
 	for _ in $(seq 1 600); do
 		[[ -s "$work/backend.out" ]] && break

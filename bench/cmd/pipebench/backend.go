@@ -27,31 +27,45 @@ type Endpoints struct {
 	Stats     string `json:"stats"`
 }
 
-// backendCmd serves fauxqs and gofakes3 behind proxies until ctx ends. GET
+// backendCmd serves SQS and S3 behind proxies until ctx ends: the project's embedded
+// server (package local) by default, or fauxqs and gofakes3 with -backend fauxqs. GET
 // stats answers the requests by action since the last POST (which resets).
 func backendCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
 	latency := fs.Duration("latency", 10*time.Millisecond, "added to every request by the proxies")
+	kind := fs.String("backend", "local", "local (the embedded SQS and S3) or fauxqs (fauxqs and gofakes3)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	sqsSrv, err := fauxqs.Start(ctx, os.Stderr)
-	if err != nil {
-		return err
+	var sqsURL, s3URL string
+	switch *kind {
+	case "local":
+		srv, err := local.Start(ctx, local.Options{})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		sqsURL, s3URL = srv.Endpoint(), srv.Endpoint()
+	case "fauxqs":
+		sqsSrv, err := fauxqs.Start(ctx, os.Stderr)
+		if err != nil {
+			return err
+		}
+		defer sqsSrv.Stop()
+		s3ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		s3srv := &http.Server{Handler: gofakes3.New(s3mem.New()).Server(), ReadHeaderTimeout: 10 * time.Second}
+		go s3srv.Serve(s3ln)
+		defer s3srv.Close()
+		sqsURL, s3URL = sqsSrv.URL(), "http://"+s3ln.Addr().String()
+	default:
+		return fmt.Errorf("-backend %q: want local or fauxqs", *kind)
 	}
-	defer sqsSrv.Stop()
-
-	s3ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	s3srv := &http.Server{Handler: gofakes3.New(s3mem.New()).Server(), ReadHeaderTimeout: 10 * time.Second}
-	go s3srv.Serve(s3ln)
-	defer s3srv.Close()
-	s3URL := "http://" + s3ln.Addr().String()
 
 	faults := local.Faults{Latency: *latency}
-	sqsProxy, err := local.StartProxy(local.ProxyConfig{Target: sqsSrv.URL(), Faults: faults})
+	sqsProxy, err := local.StartProxy(local.ProxyConfig{Target: sqsURL, Faults: faults})
 	if err != nil {
 		return err
 	}
@@ -86,7 +100,7 @@ func backendCmd(ctx context.Context, args []string) error {
 	defer stsrv.Close()
 
 	line, _ := json.Marshal(Endpoints{
-		SQS: sqsProxy.URL(), S3: s3Proxy.URL(), DirectSQS: sqsSrv.URL(), DirectS3: s3URL,
+		SQS: sqsProxy.URL(), S3: s3Proxy.URL(), DirectSQS: sqsURL, DirectS3: s3URL,
 		Stats: "http://" + stln.Addr().String() + "/stats",
 	})
 	fmt.Printf("%s\n", line)
