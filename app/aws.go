@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	neturl "net/url"
 	"os"
 	"strconv"
@@ -28,7 +29,7 @@ func loadAWS(ctx context.Context, given *aws.Config, flag string) (aws.Config, e
 		cfg = *given
 	} else {
 		var err error
-		cfg, err = awsconfig.LoadDefaultConfig(ctx)
+		cfg, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(pooledHTTPClient()))
 		if err != nil {
 			return aws.Config{}, &ConfigError{flag, "AWS configuration: " + err.Error()}
 		}
@@ -37,6 +38,18 @@ func loadAWS(ctx context.Context, given *aws.Config, flag string) (aws.Config, e
 		return aws.Config{}, &ConfigError{flag, "no AWS region: set AWS_REGION (or a profile's region)"}
 	}
 	return cfg, nil
+}
+
+// maxConnsIdle is how many idle connections to one endpoint the AWS clients keep. The SDK's
+// default (10) is below what a run has in flight (up to 64 downloads, 10 receives, deletes):
+// beyond it, every request that ends closes its connection and the next opens a new one.
+const maxConnsIdle = 128
+
+func pooledHTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = max(tr.MaxIdleConns, 2*maxConnsIdle)
+		tr.MaxIdleConnsPerHost = maxConnsIdle
+	})
 }
 
 // checkQueue makes the start-up check of an SQS source: credentials that cannot be found, or

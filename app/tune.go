@@ -11,20 +11,27 @@ import (
 
 // Finding the number of downloads in flight. Unless --fetchers pins it, the fetch stage runs
 // with up to tuneMax workers under a flow.Limit that a tuner moves every tuneInterval: it
-// grows while throughput grows with it, goes back to the last good value when growing
-// stopped paying, probes upwards now and then, and never lets the downloads in flight hold
-// more than tuneMemory of content (by the average object size seen so far).
+// doubles the limit while the downloads' latency holds (more in flight is then more
+// throughput: the downloads wait on the network, not on a CPU or a server that is full),
+// goes back to the last limit when a larger one raised latency without raising throughput
+// by tuneGain, and after a step back waits tuneProbe intervals before it tries again (the
+// lowest latency seen drifts up slowly, so that it is learnt again when all downloads get
+// slower, and larger limits are probed now and then). Downloads in flight never hold more than
+// tuneMemory of content (by the average object size seen so far).
 const (
 	tuneInterval = 200 * time.Millisecond
-	tuneStart    = 4
+	tuneStart    = 8
 	tuneMax      = 64
 	tuneMemory   = 64 << 20
-	// tuneGain is the throughput gain that makes a larger limit worth keeping.
+	// tuneGain is the throughput gain that makes a larger limit worth its latency.
 	tuneGain = 1.1
+	// tuneHold is how much above the lowest latency seen the latency may be and still
+	// count as holding.
+	tuneHold = 1.5
 	// tuneBusy is the share of the limit's download slots that must be in use for a larger
 	// limit to be tried: below it, downloads wait for work, not the other way round.
 	tuneBusy = 0.5
-	// tuneProbe is how many intervals the tuner holds a limit before it tries a larger one.
+	// tuneProbe is how many intervals the tuner waits after a step back before it grows.
 	tuneProbe = 10
 )
 
@@ -40,10 +47,11 @@ type fetchSample struct {
 type tuner struct {
 	limit     int
 	max       int
-	prevLimit int     // the limit before the last change
-	prevRate  float64 // objects/s at prevLimit (0: none yet)
-	avgSize   float64 // bytes per object, averaged
-	holds     int     // intervals since the last change
+	prevLimit int           // the limit before the last growth
+	prevRate  float64       // objects/s at prevLimit (0: none yet)
+	minLat    time.Duration // the lowest mean download latency seen, drifting up slowly
+	avgSize   float64       // bytes per object, averaged
+	wait      int           // intervals left before growing again
 }
 
 func newTuner() *tuner { return &tuner{limit: tuneStart, max: tuneMax} }
@@ -56,50 +64,42 @@ func (t *tuner) next(s fetchSample) int {
 	}
 	rate := float64(s.Done) / s.Elapsed.Seconds()
 	busy := s.Busy.Seconds() / (s.Elapsed.Seconds() * float64(t.limit))
+	lat := s.Busy / time.Duration(s.Done)
 	size := float64(s.Bytes) / float64(s.Done)
 	if t.avgSize == 0 {
 		t.avgSize = size
 	} else {
 		t.avgSize = 0.8*t.avgSize + 0.2*size
 	}
+	if t.minLat == 0 || lat < t.minLat {
+		t.minLat = lat
+	} else {
+		t.minLat += t.minLat / 50 // relearn slowly when every download got slower
+	}
 	memCap := t.max
 	if t.avgSize > 0 {
 		memCap = int(min(float64(t.max), math.Max(1, tuneMemory/t.avgSize)))
 	}
 
-	t.holds++
+	holds := float64(lat) <= tuneHold*float64(t.minLat)
+	grew := t.limit > t.prevLimit && t.prevRate > 0
+	t.wait = max(t.wait-1, 0)
 	switch {
-	case t.prevRate == 0:
+	case grew && !holds && rate < t.prevRate*tuneGain:
+		// The last growth bought latency, not throughput: back to the limit before it.
+		t.limit, t.wait = t.prevLimit, tuneProbe
+	case holds && busy >= tuneBusy && t.wait == 0:
 		t.prevLimit, t.prevRate = t.limit, rate
-		if busy >= tuneBusy {
-			t.grow(2 * t.limit)
-		}
-	case t.limit > t.prevLimit:
-		if rate >= t.prevRate*tuneGain {
-			// Growing paid: keep going, doubling while it pays.
-			t.prevLimit, t.prevRate = t.limit, rate
-			if busy >= tuneBusy {
-				t.grow(2 * t.limit)
-			}
-		} else {
-			// It did not: back to the last good limit.
-			t.limit, t.holds = t.prevLimit, 0
-		}
+		t.grow(2 * t.limit)
 	default:
-		// Holding: follow the rate at this limit, and probe a larger one now and then.
-		t.prevLimit, t.prevRate = t.limit, 0.5*t.prevRate+0.5*rate
-		if busy >= tuneBusy && t.holds >= tuneProbe {
-			t.grow(t.limit + max(1, t.limit/4))
-		}
+		t.prevLimit, t.prevRate = t.limit, rate
 	}
 	t.limit = min(t.limit, memCap)
 	return t.limit
 }
 
 func (t *tuner) grow(to int) {
-	if to = min(to, t.max); to != t.limit {
-		t.limit, t.holds = to, 0
-	}
+	t.limit = min(to, t.max)
 }
 
 // fetchMeter counts what the fetch stage does, for the tuner.
