@@ -9,10 +9,8 @@ import (
 	"time"
 
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/jobs"
 	"github.com/palleto/palleto/metrics"
@@ -67,7 +65,6 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	src, err := sqs.New(client, sqs.Config{
 		QueueURL: cfg.QueueURL,
 		WaitTime: cfg.WaitTime,
-		Retry:    backoff.Default(), // as the embedded queue's jobs
 		Logger:   cfg.Logger,
 	})
 	if err != nil {
@@ -122,7 +119,14 @@ func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 // job is dead. Every post of an id is a message: SQS does not merge them.
 func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig) jobSource {
 	log := cfg.Logger
-	dlq := deadLetterQueue(ctx, client, cfg.QueueURL, log)
+	// The jobs that SQS moved to the queue's dead-letter queue are the dead ones.
+	dlq, err := sqs.DeadLetterQueueURL(ctx, client, cfg.QueueURL)
+	switch {
+	case err != nil:
+		log.Warn("cannot find the dead-letter queue: dead jobs are not counted", "err", err)
+	case dlq == "":
+		log.Info("the queue has no redrive policy: failed jobs are retried without end")
+	}
 	// A job's failure is the job's: the pool has no fault of the environment to pause for,
 	// so its gate never closes.
 	led := newLedger(src, newGate(log, DefaultMaxFaultTime, func(error) {}), false)
@@ -135,25 +139,21 @@ func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg 
 		name:    "sqs",
 		desc:    cfg.QueueURL,
 		jobs:    a,
-		enqueue: func(ctx context.Context, ids []string) error { return sendJobs(ctx, client, cfg.QueueURL, ids) },
+		enqueue: func(ctx context.Context, ids []string) error { return sqs.Send(ctx, client, cfg.QueueURL, ids...) },
 		counts: func(ctx context.Context) (jobs.Counts, error) {
-			queued, err := approxCount(ctx, client, cfg.QueueURL,
-				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-				sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)
+			c, err := sqs.QueueCounts(ctx, client, cfg.QueueURL)
 			if err != nil {
 				return jobs.Counts{}, err
 			}
-			dead := 0
+			queued, dead := c.Visible+c.Delayed, 0
 			if dlq != "" {
 				// The dead-letter queue is a second opinion: when it cannot be read (a
 				// permission missing, say), the counts of the queue itself still stand.
-				dead, err = approxCount(ctx, client, dlq,
-					sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-					sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-					sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)
+				d, err := sqs.QueueCounts(ctx, client, dlq)
 				if err != nil && ctx.Err() == nil {
 					log.Warn("cannot count the dead jobs in the dead-letter queue", "queue", dlq, "err", err)
 				}
+				dead = d.Total()
 			}
 			return jobs.Counts{Queued: queued, Running: int(a.running.Load()), Done: int(a.done.Load()),
 				Failed: int(a.failed.Load()), Dead: dead}, nil
