@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -435,5 +436,26 @@ func TestS3NotificationNoVersionUnversioned(t *testing.T) {
 	msgs := box.take(arnA)
 	if len(msgs) != 1 || strings.Contains(msgs[0], "versionId") {
 		t.Errorf("record of an unversioned bucket: %q", msgs)
+	}
+}
+
+// TestCloseWithUnusedConnection: a connection a client opened and never
+// used (an SDK dials ahead) neither holds up Close nor fails it.
+func TestCloseWithUnusedConnection(t *testing.T) {
+	s, err := Start(t.Context(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The server has seen the connection once a request on another one is answered.
+	if _, err := s.S3Client().ListBuckets(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close with an unused connection open: %v", err)
 	}
 }
