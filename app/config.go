@@ -53,6 +53,9 @@ type Config struct {
 	// not writable, credentials, S3 refusing or failing) may hold intake paused with no
 	// message succeeding before the run gives up with the fault as its error; default 15 min.
 	MaxFaultTime time.Duration
+	// RequestTimeout (--request-timeout) bounds every request: an SQS request may take the
+	// long-poll wait plus this, and S3 must start answering within it; default 30 s.
+	RequestTimeout time.Duration
 	// MetricsListen (--metrics-listen) is the address where GET /metrics (and a GET /healthz
 	// health check) is served while the run lasts; empty: not served. 127.0.0.1:PORT keeps it
 	// on this machine.
@@ -100,6 +103,9 @@ func (c *Config) setDefaults() {
 	if c.MaxFaultTime == 0 {
 		c.MaxFaultTime = DefaultMaxFaultTime
 	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -119,6 +125,8 @@ func (c Config) Validate() error {
 		return &ConfigError{"on-missing", fmt.Sprintf("%q: want fail or skip", c.OnMissing)}
 	case c.Visibility < 0 || c.Visibility > 12*time.Hour:
 		return &ConfigError{"visibility-timeout", fmt.Sprintf("%v: want 0 to 12h", c.Visibility)}
+	case c.RequestTimeout < 0:
+		return &ConfigError{"request-timeout", fmt.Sprintf("%v: must not be negative", c.RequestTimeout)}
 	case c.MaxFaultTime < 0:
 		return &ConfigError{"max-fault-time", fmt.Sprintf("%v: must not be negative", c.MaxFaultTime)}
 	case c.WaitTime > 20*time.Second:

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,8 +100,18 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		// An object stored without a checksum (any object of an S3-compatible store, or
 		// uploaded without one) is not an event worth a log line per download.
 		o.DisableLogOutputChecksumValidationSkipped = true
+		// S3 must start answering within the request timeout; a download may take longer.
+		o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = cfg.RequestTimeout
+		})
 	})
-	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), cfg.sqsConfig())
+	// Every SQS request ends within the long-poll wait plus the request timeout: an endpoint
+	// that accepts a connection and never answers is a failure, retried and counted, never a
+	// hang.
+	sqsClient := awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(max(cfg.WaitTime, 0) + cfg.RequestTimeout)
+	})
+	src, err := sqs.New(sqsClient, cfg.sqsConfig())
 	if err != nil {
 		return Summary{}, &ConfigError{"queue-url", err.Error()}
 	}

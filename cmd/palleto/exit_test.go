@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,5 +172,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("no %s within a minute", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An endpoint that accepts connections and never answers: the request times out after the
+// wait plus --request-timeout, and the run says so, instead of hanging.
+func TestSilentEndpointTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() { defer conns.Done(); io.Copy(io.Discard, c); c.Close() }() // reads, never answers
+		}
+	}()
+	defer func() { ln.Close(); <-accepted; conns.Wait() }()
+	url := "http://" + ln.Addr().String()
+	start := time.Now()
+	code, _, stderr := runMain(t, map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+		"AWS_ENDPOINT_URL": url, "AWS_MAX_ATTEMPTS": "1"},
+		"run", "--queue-url", url+"/123456789012/q", "--out", t.TempDir(), "--status", "off", "--wait-time", "1s", "--request-timeout", "1s")
+	if code != 2 || !strings.Contains(stderr, "cannot reach SQS") || !strings.Contains(stderr, "Timeout") {
+		t.Fatalf("exit %d, %q: want 2 and a timeout named", code, stderr)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("the check took %v against a silent endpoint", took)
 	}
 }

@@ -86,6 +86,7 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 	waitVar(fs, &cfg.RetryDelay, "retry-delay", 5*time.Second, "delay before a failed message is retried the first time; it doubles with each receive (0s: at once)")
 	waitVar(fs, &cfg.MaxDelay, "max-retry-delay", 5*time.Minute, "cap of the retry delay")
 	waitVar(fs, &cfg.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight work may finish (0s: stop at once)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "bound of every request: SQS requests may take the long-poll wait plus this, S3 must start answering within it")
 	fs.DurationVar(&cfg.MaxFaultTime, "max-fault-time", app.DefaultMaxFaultTime, "how long a fault of the environment (--out or the spool not writable, credentials, S3 failing) may pause intake before the run exits 1")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off)")
@@ -101,6 +102,8 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 		return o, usagef("--fetchers %d: want at least 1", cfg.Fetchers)
 	case cfg.Processors < 1:
 		return o, usagef("--processors %d: want at least 1", cfg.Processors)
+	case cfg.RequestTimeout <= 0:
+		return o, usagef("--request-timeout %v: want more than 0s", cfg.RequestTimeout)
 	case cfg.MaxFaultTime <= 0:
 		return o, usagef("--max-fault-time %v: want more than 0s", cfg.MaxFaultTime)
 	case cfg.Visibility < time.Second:
