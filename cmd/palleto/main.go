@@ -42,11 +42,36 @@ commands:
   demo     a complete local run on the embedded SQS and S3: provisions, uploads, runs
   serve    the webhook-fed worker pool
   local    serve the embedded SQS and S3 for development (AWS CLI, SDKs, your service)
-  version  print the version
+  version  print the version (also: palleto --version)
 
-Run 'palleto <command> -h' for a command's flags. Every flag can also be set with
+Run 'palleto help <command>' (or 'palleto <command> -h') for a command's usage and flags. Every flag can also be set with
 PALLETO_<FLAG> in the environment (--queue-url: PALLETO_QUEUE_URL).
 `
+
+// commandHelp is what a command's -h prints before its flags: a usage line and what the
+// command does.
+var commandHelp = map[string]string{
+	"run": `usage: palleto run --queue-url URL [--out DIR] [--drain] [flags]
+
+Receives the S3 event notifications that an SQS queue holds, downloads each object named,
+decompresses it (gzip, zstd, bzip2 or plain) and writes one JSON result file per object
+under --out; a message is deleted once all its objects have their results. It runs until
+SIGINT/SIGTERM, or with --drain until the queue is empty.
+`,
+	"serve": `usage: palleto serve --webhook-secret SECRET --exec COMMAND [flags]
+
+Runs a worker pool fed by a Dropbox webhook: each verified call queues a job per account
+(in the embedded durable queue, or with --queue-url in an SQS queue shared by several
+servers), and --workers workers run COMMAND with the job id, retrying failed jobs with
+backoff. It runs until SIGINT/SIGTERM.
+`,
+}
+
+// helpError carries a command's help, asked for with -h: printed on stdout, exit status 0.
+type helpError struct{ text string }
+
+func (e *helpError) Error() string { return "help requested" }
+func (e *helpError) Unwrap() error { return flag.ErrHelp }
 
 // usageError is bad usage or configuration: exit status 2.
 type usageError struct{ msg string }
@@ -85,9 +110,14 @@ func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	name := args[0]
-	if name == "-h" || name == "--help" || name == "help" {
+	switch {
+	case name == "help" && len(args) > 1 && commands[args[1]] != nil:
+		name, args = args[1], []string{args[1], "-h"} // palleto help run: run's help
+	case name == "-h" || name == "--help" || name == "-help" || name == "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case name == "--version" || name == "-version":
+		name, args = "version", []string{"version"}
 	}
 	cmd, ok := commands[name]
 	if !ok {
@@ -97,8 +127,12 @@ func mainCode(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	err := cmd(ctx, args[1:], stdout, stderr)
 	var ue *usageError
 	var ee *exitError
+	var he *helpError
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &he):
+		fmt.Fprint(stdout, he.text)
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
@@ -152,9 +186,13 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
+			var b strings.Builder
+			if h := commandHelp[fs.Name()]; h != "" {
+				b.WriteString(h + "\nflags (each also PALLETO_<FLAG> in the environment; a flag wins):\n")
+			}
+			fs.SetOutput(&b)
 			fs.PrintDefaults()
-			return err
+			return &helpError{b.String()}
 		}
 		return usagef("%v", err)
 	}

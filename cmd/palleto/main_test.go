@@ -193,9 +193,36 @@ func TestQueueHostNotEndpointWarns(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	code, out, _ := runMain(t, nil, "version")
-	if code != 0 || !strings.HasPrefix(out, "palleto ") {
-		t.Fatalf("exit %d, output %q", code, out)
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
+		code, out, _ := runMain(t, nil, args...)
+		if code != 0 || !strings.HasPrefix(out, "palleto ") {
+			t.Errorf("palleto %v: exit %d, output %q", args, code, out)
+		}
+	}
+}
+
+// TestCommandHelp: a command's help starts with its usage line and what it does, lists every
+// flag, and is what 'palleto help COMMAND' prints too.
+func TestCommandHelp(t *testing.T) {
+	for _, c := range []struct {
+		cmd   string
+		flags []string
+	}{
+		{"run", []string{"-queue-url", "-spool-dir", "-status", "-wait-time", "-metrics-listen"}},
+		{"serve", []string{"-webhook-secret", "-exec", "-wait-time", "-shutdown-timeout"}},
+	} {
+		for _, args := range [][]string{{c.cmd, "--help"}, {c.cmd, "-h"}, {"help", c.cmd}} {
+			code, out, _ := runMain(t, nil, args...)
+			if code != 0 || !strings.HasPrefix(out, "usage: palleto "+c.cmd+" ") || !strings.Contains(out, "\n\n") {
+				t.Errorf("palleto %v: exit %d, output %q; want the usage line and a description", args, code, out)
+				continue
+			}
+			for _, f := range c.flags {
+				if !strings.Contains(out, "  "+f+" ") && !strings.Contains(out, "  "+f+"\n") {
+					t.Errorf("palleto %v: no %s in\n%s", args, f, out)
+				}
+			}
+		}
 	}
 }
 
