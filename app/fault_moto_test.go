@@ -17,6 +17,7 @@ import (
 
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/internal/awstest"
+	"github.com/palleto/palleto/local"
 	"github.com/palleto/palleto/output"
 )
 
@@ -225,4 +226,30 @@ func mountTmpfs(t *testing.T, opts string) string {
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	return dir
+}
+
+// An SQS endpoint whose receives never answer (the fault proxy holds them): each times out
+// after the wait plus --request-timeout, /healthz turns unhealthy, and healthy again once
+// receives are answered.
+func TestStalledReceivesMakeHealthUnhealthy(t *testing.T) {
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 2)
+		proxy := local.StartProxyT(t, local.ProxyConfig{Target: bk.URL})
+		r := startFaultRun(t, e, func(c *app.Config) {
+			c.AWS = ptr(bk.Config(proxy.URL()))
+			c.RequestTimeout = time.Second
+		})
+		if err := proxy.SetFaults(local.Faults{Latency: time.Hour, Actions: []string{"ReceiveMessage"}}); err != nil {
+			t.Fatal(err)
+		}
+		body := r.waitHealth(t, http.StatusServiceUnavailable)
+		if !strings.Contains(body, "no SQS receive has succeeded") {
+			t.Errorf("/healthz says %q: want the stalled receives named", body)
+		}
+		if err := proxy.SetFaults(local.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+		r.waitHealth(t, http.StatusOK)
+		r.stop(t)
+	})
 }

@@ -204,7 +204,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 
 	began := time.Now()
-	stopMetrics := serveMetrics(metricsLn, cfg.Metrics, g.Health, log)
+	stopMetrics := serveMetrics(metricsLn, cfg.Metrics, runHealth(g, src, max(cfg.WaitTime, 0)+cfg.RequestTimeout, began), log)
 	defer stopMetrics()
 	stopStatus := cfg.Status.start(t, src, g, began)
 	defer stopStatus()
@@ -237,6 +237,26 @@ func (c Config) sqsConfig() sqs.Config {
 		DeadLetterQueueURL: c.DLQURL,
 		Drain:              c.Drain,
 		Logger:             c.Logger,
+	}
+}
+
+// runHealth is a run's health: unhealthy while intake is paused by a fault of the
+// environment, or when work is asked for and no receive has succeeded for longer than stale
+// (the wait plus the request timeout: what one receive may take).
+func runHealth(g *gate, src *sqs.Source, stale time.Duration, began time.Time) HealthFunc {
+	return func() (bool, string) {
+		if ok, reason := g.Health(); !ok {
+			return ok, reason
+		}
+		st := src.Stats()
+		last := st.LastReceive
+		if last.IsZero() {
+			last = began
+		}
+		if since := time.Since(last); st.Demand > 0 && since > stale {
+			return false, fmt.Sprintf("work is asked for and no SQS receive has succeeded for %v (a receive may take %v)", since.Round(time.Second), stale)
+		}
+		return true, ""
 	}
 }
 

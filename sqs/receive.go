@@ -228,6 +228,7 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 		return
 	}
 	s.errs = 0
+	s.lastRecv = now
 	if len(out.Messages) == 0 {
 		s.count.EmptyReceives.Add(1)
 		s.backoffLocked(now)

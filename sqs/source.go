@@ -38,14 +38,16 @@ type Stats struct {
 
 	Received      int64 // messages received (duplicates of held messages not included)
 	EmptyReceives int64 // receives that succeeded and brought no message
-	Deleted       int64 // messages deleted
-	Released      int64 // messages made visible again unfinished (shutdown, Released outcomes, FIFO groups held back)
-	Failed        int64 // Failed outcomes
-	Extended      int64 // visibility extensions made
-	DeadLettered  int64 // messages sent to the dead-letter queue
-	Redelivered   int64 // messages received again while the source still held them
-	Invalid       int64 // batch entries refused by SQS (a stale receipt handle, a message no longer in flight)
-	Dropped       int64 // deletes and visibility changes given up after repeated failures
+	// LastReceive is when a ReceiveMessage last succeeded; zero before the first.
+	LastReceive  time.Time
+	Deleted      int64 // messages deleted
+	Released     int64 // messages made visible again unfinished (shutdown, Released outcomes, FIFO groups held back)
+	Failed       int64 // Failed outcomes
+	Extended     int64 // visibility extensions made
+	DeadLettered int64 // messages sent to the dead-letter queue
+	Redelivered  int64 // messages received again while the source still held them
+	Invalid      int64 // batch entries refused by SQS (a stale receipt handle, a message no longer in flight)
+	Dropped      int64 // deletes and visibility changes given up after repeated failures
 
 	InFlight int // messages handed out and not yet acknowledged
 	Held     int // messages received and not yet handed out
@@ -114,12 +116,13 @@ type Source struct {
 	batches  int               // delete, visibility and send requests in flight
 	err      error
 	closing  bool
-	paused   bool  // Pause: no receive starts
-	checking bool  // a drain check is in flight
-	drained  bool  // the last drain check found the queue empty
-	eof      bool  // drained, and nothing left: Receive returns io.EOF
-	seen     int64 // receives that returned messages, to tell a drain check that something came
-	lost     int   // deletes and visibility changes not made because Close gave up
+	lastRecv time.Time // the last receive that succeeded
+	paused   bool      // Pause: no receive starts
+	checking bool      // a drain check is in flight
+	drained  bool      // the last drain check found the queue empty
+	eof      bool      // drained, and nothing left: Receive returns io.EOF
+	seen     int64     // receives that returned messages, to tell a drain check that something came
+	lost     int       // deletes and visibility changes not made because Close gave up
 }
 
 // counters are the source's statistics, counted without the lock: see [Stats].
@@ -223,6 +226,7 @@ func (s *Source) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.InFlight = s.outN
+	st.LastReceive = s.lastRecv
 	for _, e := range s.byID {
 		if e.state == held {
 			st.Held++
