@@ -1,5 +1,5 @@
 // Command sqsproducer is the first seed — an SQS producer for GenStage — with Palleto's SQS
-// source, on a local moto_server: three consumers ask for messages, the source asks SQS for
+// source, on the embedded SQS of package local: three consumers ask for messages, the source asks SQS for
 // exactly what they want (at most 10 per request), backs off while the queue is empty, and
 // deletes what was handled in batches. Messages are sent in three waves with pauses, so the
 // trace shows an empty queue costing almost nothing and demand being met as messages arrive.
@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"os"
@@ -21,23 +20,24 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/palleto/palleto/flow"
-	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/local"
 	"github.com/palleto/palleto/sqs"
 )
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := moto.Start(ctx, io.Discard)
+	srv, err := local.Start(ctx, local.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Stop()
-	client := srv.SQS()
-	q, err := moto.CreateQueue(ctx, client, "seed", moto.QueueOptions{})
+	defer srv.Close()
+	client := srv.SQSClient()
+	created, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("seed")})
 	if err != nil {
 		log.Fatal(err)
 	}
+	q := struct{ URL string }{aws.ToString(created.QueueUrl)}
 
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	src, err := sqs.New(client, sqs.Config{QueueURL: q.URL, WaitTime: 2 * time.Second, Logger: logger})
