@@ -81,7 +81,6 @@ func (p *pool) serve(ctx context.Context, ln net.Listener) error {
 	runDone := false
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: webhook closed, waiting for running jobs", "timeout", grace)
 	case runErr = <-ran:
 		runDone = true
 		log.Error("the worker pool stopped", "err", runErr)
@@ -92,6 +91,9 @@ func (p *pool) serve(ctx context.Context, ln net.Listener) error {
 	// counts and the health check stay up until the jobs are over.
 	wh.Stop()
 	stopping.Store(true)
+	if ctx.Err() != nil {
+		log.Info("shutting down: webhook closed, waiting for running jobs", "timeout", grace)
+	}
 	stopRun()
 	if !runDone {
 		runErr = <-ran

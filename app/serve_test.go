@@ -38,14 +38,41 @@ type server struct {
 }
 
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{} // closed and replaced on each write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.wrote != nil {
+		close(s.wrote)
+		s.wrote = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor waits, write by write, until a log record with the message msg is written.
+func (s *syncBuffer) waitFor(t *testing.T, msg string) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		s.mu.Lock()
+		if s.wrote == nil {
+			s.wrote = make(chan struct{})
+		}
+		wrote := s.wrote
+		s.mu.Unlock()
+		if len(s.records(t, msg)) > 0 {
+			return
+		}
+		select {
+		case <-wrote:
+		case <-timeout:
+			t.Fatalf("no log record %q within a minute", msg)
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -249,19 +276,10 @@ func TestServeShutdown(t *testing.T) {
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.stop() }()
-	// Until the stop lands the webhook may still accept; then it must refuse.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		code, err := post(http.DefaultClient, s.url, "c")
-		if err != nil {
-			t.Fatalf("webhook during the shutdown: %v", err)
-		}
-		if code == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the webhook kept accepting after the stop")
-		}
+	// The shutdown is logged once the webhook is closed: from then on it must refuse.
+	s.logs.waitFor(t, "shutting down: webhook closed, waiting for running jobs")
+	if code, err := post(http.DefaultClient, s.url, "c"); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("webhook during the shutdown: %d, %v; want 503", code, err)
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("Serve after a shutdown: %v", err)
