@@ -678,7 +678,9 @@ func TestServeSQSDeadJobs(t *testing.T) {
 		var c jobs.Counts
 		for {
 			c = counts(t, s.url)
-			if c.Dead == 1 && c.Done >= 1 || time.Now().After(deadline) {
+			// The counts of an SQS queue are approximate and settle a moment after a
+			// move to the dead-letter queue: wait for all of them, not just the first.
+			if c.Dead == 1 && c.Done >= 1 && c.Failed >= 1 && c.Queued == 0 || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
