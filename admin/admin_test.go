@@ -240,6 +240,9 @@ func TestJobsAPI(t *testing.T) {
 	if c := decode[jobs.Counts](t, body); code != 200 || c != (jobs.Counts{Queued: 1, Running: 1, Failed: 2}) {
 		t.Fatalf("GET /jobs = %d %+v", code, c)
 	}
+	if code, body, _ := do(t, srv, "GET", "/api/jobs?state=retrying", nil); code != 200 || !strings.Contains(body, `"jobs":[]`) {
+		t.Errorf("no job in a state: %d %s, want an empty list", code, body)
+	}
 	// Without a queue of its own (SQS), nothing to manage.
 	srv2 := newTestServer(t, Config{Mode: ModeServe})
 	if code, _, _ := do(t, srv2, "POST", "/api/jobs/x/run", post); code != 404 {

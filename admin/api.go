@@ -74,6 +74,11 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	snap.Jobs = s.jobsN
 	s.mu.Unlock()
+	if s.cfg.Jobs != nil && s.cfg.Counts != nil { // the embedded queue counts in memory: fresh
+		if c, err := s.cfg.Counts(r.Context()); err == nil {
+			snap.Jobs = &c
+		}
+	}
 	writeJSON(w, snap)
 }
 
@@ -164,9 +169,11 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		out.Counts = c
 	}
 	out.State = st
-	out.Jobs = []jobs.Info{}
 	if s.cfg.Jobs != nil {
 		out.Jobs = s.cfg.Jobs.List(st)
+	}
+	if out.Jobs == nil {
+		out.Jobs = []jobs.Info{} // a list, even when empty
 	}
 	writeJSON(w, out)
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,24 @@ func NewStages(topology []flow.StageInfo) *Stages {
 
 func newCounters(info flow.StageInfo) *stageCounters {
 	return &stageCounters{info: info, demand: make([]atomic.Int64, max(info.Workers, 1))}
+}
+
+// SetTopology describes the stages as the pipeline declared them ([flow.Pipeline.Topology]);
+// call it before the pipeline runs. It is for an observer made before its pipeline.
+func (s *Stages) SetTopology(topology []flow.StageInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := maps.Clone(*s.counters.Load())
+	for _, info := range topology {
+		m[info.Name] = newCounters(info)
+	}
+	s.counters.Store(&m)
+	s.topo = append([]flow.StageInfo(nil), topology...)
+	for name, c := range m {
+		if !slices.ContainsFunc(topology, func(i flow.StageInfo) bool { return i.Name == name }) {
+			s.topo = append(s.topo, c.info)
+		}
+	}
 }
 
 // Observe records one event. It is safe for concurrent use.

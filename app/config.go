@@ -56,13 +56,21 @@ type Config struct {
 	// RequestTimeout (--request-timeout) bounds every request: an SQS request may take the
 	// long-poll wait plus this, and S3 must start answering within it; default 30 s.
 	RequestTimeout time.Duration
-	// MetricsListen (--metrics-listen) is the address where GET /metrics (and a GET /healthz
-	// health check) is served while the run lasts; empty: not served. 127.0.0.1:PORT keeps it
-	// on this machine.
+	// AdminListen (--admin-listen) is the address of the admin listener while the run lasts:
+	// the dashboard, its JSON API, GET /metrics, /healthz and /readyz; empty: none. An
+	// address other than loopback needs AdminToken.
+	AdminListen string
+	// AdminToken (--admin-token, PALLETO_ADMIN_TOKEN), when set, must come with every request
+	// to the admin listener.
+	AdminToken string
+	// AdminReady, when set, is called with the admin listener's address once it listens.
+	AdminReady func(addr string)
+	// MetricsListen (--metrics-listen) is the older name of AdminListen, used when AdminListen
+	// is empty.
 	MetricsListen string
 	// Metrics is the registry the run's metrics (stage events, the SQS source's counters) are
-	// registered with, and that MetricsListen serves. Nil: a new registry when MetricsListen is
-	// set, no metrics otherwise. A registry takes one Run: a second is refused.
+	// registered with, and that the admin listener serves. Nil: a new registry when there is
+	// an admin listener, no metrics otherwise. A registry takes one Run: a second is refused.
 	Metrics *prometheus.Registry
 
 	// Abort, once closed, cuts a shutdown short (a second SIGINT): work in flight is cancelled
@@ -109,12 +117,18 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.AdminListen == "" {
+		c.AdminListen = c.MetricsListen
+	}
 }
 
 // Validate reports the first setting that cannot work, after defaults are applied.
 func (c Config) Validate() error {
+	listen := c.AdminListen
 	c.setDefaults()
 	switch {
+	case listen != "" && c.MetricsListen != "" && listen != c.MetricsListen:
+		return &ConfigError{"metrics-listen", fmt.Sprintf("%q is another name of --admin-listen, which is %q: give one", c.MetricsListen, listen)}
 	case c.QueueURL == "":
 		return &ConfigError{"queue-url", "is required"}
 	case c.Fetchers < 0:
@@ -180,7 +194,7 @@ type ServeConfig struct {
 	Handler func(ctx context.Context, job jobs.Job) error
 	// AWS is the SDK configuration for QueueURL. Nil means the SDK's standard sources.
 	AWS *aws.Config
-	// Metrics is the registry that GET /metrics serves; the pool's metrics (stage events,
+	// Metrics is the registry that the admin listener's GET /metrics serves; the pool's metrics (stage events,
 	// job counts, and with QueueURL the SQS source's counters) are registered with it. Nil
 	// means a new registry. A registry takes one Serve: a second is refused.
 	Metrics *prometheus.Registry
@@ -189,6 +203,15 @@ type ServeConfig struct {
 	// Ready, when set, is called with the server's address once it listens (useful with
 	// a Listen port of 0).
 	Ready func(addr string)
+	// AdminListen (--admin-listen) is the address of the admin listener: the dashboard, the
+	// JSON API with job management, GET /jobs, /metrics, /healthz and /readyz; empty: none.
+	// An address other than loopback needs AdminToken.
+	AdminListen string
+	// AdminToken (--admin-token, PALLETO_ADMIN_TOKEN), when set, must come with every
+	// request to the admin listener.
+	AdminToken string
+	// AdminReady, when set, is called with the admin listener's address once it listens.
+	AdminReady func(addr string)
 }
 
 func (c *ServeConfig) setDefaults() {

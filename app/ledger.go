@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/object"
@@ -29,8 +30,9 @@ type ledger struct {
 	src  messageSource
 	gate *gate
 	keep bool // remember outcomes by message id
-	// failed, when set, logs a failure: once per failed delivery, outside the lock.
-	failed func(m *ticket, err error)
+	// outcome, when set, is told of every delivery's outcome, outside the lock: failures
+	// are logged there once, and the admin listener's records kept.
+	outcome func(m *ticket, r flow.Result)
 
 	mu     sync.Mutex
 	last   map[string]outcome
@@ -56,6 +58,9 @@ type ticket struct {
 	id, body string
 	attempt  int // the message's receive count
 	token    any
+	// sentAt and firstRecv are SQS's (SentTimestamp, ApproximateFirstReceiveTimestamp);
+	// handedOut is when the ledger handed the message to the pipeline.
+	sentAt, firstRecv, handedOut time.Time
 }
 
 func newLedger(src messageSource, g *gate, keep bool) *ledger {
@@ -102,9 +107,11 @@ func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message
 
 // own makes the ledger the acknowledger of msgs.
 func (l *ledger) own(msgs []flow.Message[sqs.Message]) []flow.Message[sqs.Message] {
+	now := time.Now()
 	for i := range msgs {
 		m := &msgs[i].Data
-		msgs[i].Token = &ticket{id: m.ID, body: m.Body, attempt: m.ReceiveCount, token: msgs[i].Token}
+		msgs[i].Token = &ticket{id: m.ID, body: m.Body, attempt: m.ReceiveCount, token: msgs[i].Token,
+			sentAt: m.SentAt, firstRecv: m.FirstReceivedAt, handedOut: now}
 		msgs[i].Acker = l
 	}
 	return msgs
@@ -113,11 +120,11 @@ func (l *ledger) own(msgs []flow.Message[sqs.Message]) []flow.Message[sqs.Messag
 // Acknowledge records the outcomes and hands them on to the source with its own tokens.
 func (l *ledger) Acknowledge(results []flow.Result) {
 	fwd := make([]flow.Result, 0, len(results))
-	if l.failed != nil {
+	if l.outcome != nil {
 		for _, r := range results {
 			var env *envFault
-			if t, ok := r.Token.(*ticket); ok && r.Status == flow.Failed && !errors.As(r.Err, &env) {
-				l.failed(t, r.Err) // a fault of the environment is logged once, by the gate
+			if t, ok := r.Token.(*ticket); ok && !(r.Status == flow.Failed && errors.As(r.Err, &env)) {
+				l.outcome(t, r) // a fault of the environment is logged once, by the gate
 			}
 		}
 	}

@@ -1,12 +1,10 @@
 package app
 
 import (
+	"io"
+	"net/http"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,23 +79,5 @@ func healthHandler(health HealthFunc) http.HandlerFunc {
 			return
 		}
 		io.WriteString(w, "ok\n")
-	}
-}
-
-// serveMetrics serves GET /metrics and GET /healthz on ln until stop is called; stop returns
-// once the server and its connections are closed. A nil ln serves nothing.
-func serveMetrics(ln net.Listener, reg *prometheus.Registry, health HealthFunc, log *slog.Logger) (stop func()) {
-	if ln == nil {
-		return func() {}
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(reg, log))
-	mux.HandleFunc("GET /healthz", healthHandler(health))
-	srv := startHTTP(ln, mux, log)
-	log.Info("serving metrics", "url", "http://"+srv.Addr()+"/metrics")
-	return func() {
-		if err := srv.Stop(); err != nil {
-			log.Warn("the metrics server stopped", "err", err)
-		}
 	}
 }

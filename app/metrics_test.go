@@ -89,7 +89,7 @@ func TestRunMetricsListenUnbindable(t *testing.T) {
 func TestServeMetrics(t *testing.T) {
 	rec := newRecorder(true)
 	s := startServe(t, app.ServeConfig{Memory: true, Workers: 2, Handler: rec.handle})
-	url := s.url + "/metrics"
+	url := s.admin + "/metrics"
 	mustPost(t, s.url, "a", "b", "c")
 	rec.wait(t, 2)
 	// Two workers hold a and b; c waits.
@@ -140,7 +140,7 @@ func TestServeSQSMetrics(t *testing.T) {
 		s := startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, Workers: 1, Handler: rec.handle})
 		mustPost(t, s.url, "x", "y")
 		rec.wait(t, 2)
-		f := metricstest.Wait(t, s.url+"/metrics", "two messages deleted", func(f metricstest.Families) bool {
+		f := metricstest.Wait(t, s.admin+"/metrics", "two messages deleted", func(f metricstest.Families) bool {
 			v, _ := f.Value("palleto_sqs_messages_total", "event", "deleted")
 			return v >= 2
 		})

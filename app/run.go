@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/palleto/palleto/admin"
 	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/metrics"
@@ -76,14 +76,16 @@ const closeTimeout = 30 * time.Second
 // by a defer right after it, whichever way the run ends.
 func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	log := cfg.Logger
-	var metricsLn net.Listener
-	if cfg.MetricsListen != "" {
-		ln, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
-			return Summary{}, &ConfigError{"metrics-listen", err.Error()}
-		}
-		defer ln.Close() // when the run is refused before the server takes it
-		metricsLn = ln
+	flag := "admin-listen"
+	if cfg.AdminListen == cfg.MetricsListen {
+		flag = "metrics-listen" // as the user named it
+	}
+	adminLn, err := listenAdmin(flag, cfg.AdminListen, cfg.AdminToken)
+	if err != nil {
+		return Summary{}, err
+	}
+	if adminLn != nil {
+		defer adminLn.Close() // when the run is refused before the server takes it
 		if cfg.Metrics == nil {
 			cfg.Metrics = prometheus.NewRegistry()
 		}
@@ -111,7 +113,8 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	sqsClient := awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
 		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(max(cfg.WaitTime, 0) + cfg.RequestTimeout)
 	})
-	src, err := sqs.New(sqsClient, cfg.sqsConfig())
+	sqsCfg := cfg.sqsConfig()
+	src, err := sqs.New(sqsClient, sqsCfg)
 	if err != nil {
 		return Summary{}, &ConfigError{"queue-url", err.Error()}
 	}
@@ -156,13 +159,38 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	g := newGate(log, cfg.MaxFaultTime, giveUp)
 	g.intake = src
 	t := &tally{}
-	observers := []flow.Observer{flow.LogObserver(log), t}
+	stageCounts := admin.NewStages(nil)
+	observers := []flow.Observer{quietFailures(flow.LogObserver(log)), t, stageCounts}
+	var rm *metrics.Run
 	if cfg.Metrics != nil {
 		obs, err := registerRunMetrics(cfg.Metrics, src, g)
 		if err != nil {
 			return Summary{}, err
 		}
+		if rm, err = metrics.NewRun(cfg.Metrics); err != nil {
+			return Summary{}, fmt.Errorf("metrics: %w", err)
+		}
 		observers = append(observers, obs)
+	}
+	dlq := ""
+	if adminLn != nil {
+		if dlq, err = sqs.DeadLetterQueueURL(ctx, sqsClient, cfg.QueueURL); err != nil {
+			log.Warn("cannot find the dead-letter queue: the dashboard does not show it", "err", err)
+		}
+	}
+	failures := admin.NewFailures(0)
+	outcome := func(m *ticket, r flow.Result) {
+		switch r.Status {
+		case flow.Succeeded:
+			if rm != nil && !m.firstRecv.IsZero() {
+				rm.MessageDone(time.Since(m.firstRecv))
+			}
+		case flow.Failed:
+			f := messageFailure(m, r.Err)
+			f.Next = retryNext(m.attempt, r.Err, sqsCfg.Retry, cfg.DLQURL)
+			failures.Add(f)
+			logFailure(log, f)
+		}
 	}
 
 	// The topology: SQS messages → the objects each names → their content, spooled → the
@@ -172,6 +200,9 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	// number of downloads in flight is found at run time (tune.go), and the parse workers
 	// follow it.
 	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
+	if rm != nil {
+		st.analysed = rm.Analysed
+	}
 	parse := flow.Options{Concurrency: parseWorkers(cfg.Fetchers), MaxDemand: 10, MinDemand: -1}
 	fetch := flow.Options{Concurrency: cfg.Fetchers, MaxDemand: 1}
 	fetchFn := st.fetch
@@ -186,12 +217,13 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)}) // NoWait: no grace, as in flow
 	led := newLedger(src, g, cfg.Drain)
-	led.failed = cfg.logFailure
+	led.outcome = outcome
 	msgs := flow.From(p, "sqs", led, flow.SourceOptions{Concurrency: parse.Concurrency})
 	objects := flow.FlatMap(msgs, "parse", st.parseMessage, parse)
 	files := flow.FlatMap(objects, "fetch", fetchFn, fetch)
 	results := flow.Map(files, "analyse", st.analyse, flow.Options{Concurrency: cfg.Processors, MaxDemand: 1})
 	flow.Sink(results, "write", st.write, flow.Options{Concurrency: writeWorkers, MaxDemand: 1})
+	stageCounts.SetTopology(p.Topology())
 	if fetch.Limit != nil {
 		if cfg.Metrics != nil {
 			if err := metrics.RegisterLimit(cfg.Metrics, "fetch", fetch.Limit); err != nil {
@@ -203,9 +235,33 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		defer func() { close(stopTune); <-tuned }()
 	}
 
+	var h health
+	var liveHealth atomic.Pointer[HealthFunc] // the run's, once it has started
+	ac := admin.Config{Mode: admin.ModeRun, Title: cfg.QueueURL, Token: cfg.AdminToken, Stages: stageCounts,
+		Queue: &adminQueue{src: src, client: sqsClient, url: cfg.QueueURL, dlq: dlq}, Failures: failures,
+		Health: func() (bool, string) {
+			if f := liveHealth.Load(); f != nil {
+				return (*f)()
+			}
+			return g.Health()
+		}}
+	ac.Ready = func() (bool, string) {
+		if ok, why := h.ready(); !ok {
+			return ok, why
+		}
+		return ac.Health() // intake paused by a fault of the environment: not ready
+	}
+	if cfg.Metrics != nil {
+		ac.Metrics = metrics.Handler(cfg.Metrics, log)
+	}
+	stopAdmin := startAdmin(adminLn, ac, cfg.AdminReady, log)
+	defer stopAdmin()
+	defer h.stopping.Store(true)
+
 	began := time.Now()
-	stopMetrics := serveMetrics(metricsLn, cfg.Metrics, runHealth(g, src, max(cfg.WaitTime, 0)+cfg.RequestTimeout, began), log)
-	defer stopMetrics()
+	health := HealthFunc(runHealth(g, src, max(cfg.WaitTime, 0)+cfg.RequestTimeout, began))
+	liveHealth.Store(&health)
+	h.started.Store(true)
 	stopStatus := cfg.Status.start(t, src, g, began)
 	defer stopStatus()
 	stopAbort := onClose(cfg.Abort, p.Abort)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
-	"time"
 
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +17,9 @@ import (
 )
 
 // Serve runs the worker pool until ctx is cancelled: an HTTP server with the Dropbox webhook
-// (/webhook), the job counts (GET /jobs), a health check (GET /healthz) and Prometheus metrics
-// (GET /metrics), and Workers workers that each run one job at a time from the queue the
-// webhook fills.
+// (/webhook) and a health check (GET /healthz), Workers workers that each run one job at a
+// time from the queue the webhook fills, and with AdminListen the admin listener (dashboard,
+// JSON API and job management, GET /jobs, /metrics, /healthz, /readyz).
 //
 // When ctx is cancelled Serve stops accepting work (webhook calls are answered 503), lets
 // running jobs finish for up to ShutdownTimeout, then stops them (an Exec job's process group
@@ -40,11 +39,21 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 		return &ConfigError{"listen", err.Error()}
 	}
 	defer ln.Close() // when Serve returns before the server takes it
+	adminLn, err := listenAdmin("admin-listen", cfg.AdminListen, cfg.AdminToken)
+	if err != nil {
+		return err
+	}
+	if adminLn != nil {
+		defer adminLn.Close()
+	}
 
-	p := &pool{cfg: cfg, log: cfg.Logger}
+	p, err := newPool(cfg, adminLn)
+	if err != nil {
+		return err
+	}
 	if cfg.QueueURL == "" {
 		q, err := jobs.Open(jobs.Config{Dir: cfg.DataDir, Memory: cfg.Memory, MaxAttempts: cfg.MaxAttempts, Logger: cfg.Logger,
-			OnOutcome: cfg.logOutcome})
+			OnOutcome: p.jobOutcome})
 		if err != nil {
 			return &ConfigError{"data-dir", err.Error()}
 		}
@@ -81,20 +90,8 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	if err := cfg.Metrics.Register(metrics.NewSQSCollector(src)); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	p.src = sqsSource(ctx, client, src, cfg)
+	p.src = sqsSource(ctx, client, src, cfg, p.sqsOutcome)
 	return p.serve(ctx, ln)
-}
-
-// logOutcome logs a failed run of a job of the embedded queue, once, with what happens next.
-func (c ServeConfig) logOutcome(o jobs.Outcome) {
-	switch {
-	case o.Err == nil:
-	case o.Dead:
-		c.Logger.Warn("job failed", "job", o.ID, "attempt", o.Attempt, "err", o.Err, "next", "dead: no attempts left (see GET /jobs)")
-	default:
-		c.Logger.Warn("job failed", "job", o.ID, "attempt", o.Attempt, "err", o.Err,
-			"next", "retried at "+o.RetryAt.Format(time.RFC3339)+" (in "+time.Until(o.RetryAt).Round(time.Second).String()+")")
-	}
 }
 
 // queueSource is the embedded queue as the pool's source.
@@ -109,6 +106,7 @@ func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 		jobs:    q,
 		enqueue: func(ctx context.Context, ids []string) error { return q.Enqueue(ctx, ids...) },
 		counts:  func(context.Context) (jobs.Counts, error) { return q.Counts(), nil },
+		manage:  q,
 	}
 }
 
@@ -117,7 +115,7 @@ func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 // doubling to 5 min, with jitter), a job whose run is cut off by a crash comes back when its
 // visibility timeout ends, and the queue's redrive policy, not MaxAttempts, decides when a
 // job is dead. Every post of an id is a message: SQS does not merge them.
-func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig) jobSource {
+func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig, outcome func(dlq string) func(*ticket, flow.Result)) jobSource {
 	log := cfg.Logger
 	// The jobs that SQS moved to the queue's dead-letter queue are the dead ones.
 	dlq, err := sqs.DeadLetterQueueURL(ctx, client, cfg.QueueURL)
@@ -130,10 +128,7 @@ func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg 
 	// A job's failure is the job's: the pool has no fault of the environment to pause for,
 	// so its gate never closes.
 	led := newLedger(src, newGate(log, DefaultMaxFaultTime, func(error) {}), false)
-	led.failed = func(m *ticket, err error) {
-		log.Warn("job failed", "job", m.body, "attempt", m.attempt, "err", err,
-			"next", "retried after a backoff, unless the queue's redrive policy moves it to its dead-letter queue")
-	}
+	led.outcome = outcome(dlq)
 	a := &sqsJobs{msgs: led}
 	return jobSource{
 		name:    "sqs",
@@ -158,6 +153,7 @@ func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg 
 			return jobs.Counts{Queued: queued, Running: int(a.running.Load()), Done: int(a.done.Load()),
 				Failed: int(a.failed.Load()), Dead: dead}, nil
 		},
+		queue: &adminQueue{src: src, client: client, url: cfg.QueueURL, dlq: dlq},
 	}
 }
 

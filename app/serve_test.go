@@ -32,9 +32,10 @@ const secret = "test-secret"
 
 // server is a Serve running in the test.
 type server struct {
-	url  string
-	stop func() error // cancels Serve's context and returns its error
-	logs *syncBuffer
+	url   string       // the webhook listener
+	admin string       // the admin listener
+	stop  func() error // cancels Serve's context and returns its error
+	logs  *syncBuffer
 }
 
 type syncBuffer struct {
@@ -107,6 +108,9 @@ func startServe(t *testing.T, cfg app.ServeConfig) *server {
 	cfg.WebhookSecret = secret
 	addr := make(chan string, 1)
 	cfg.Ready = func(a string) { addr <- a }
+	cfg.AdminListen = "127.0.0.1:0"
+	adminAddr := make(chan string, 1)
+	cfg.AdminReady = func(a string) { adminAddr <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, cfg) }()
@@ -123,6 +127,7 @@ func startServe(t *testing.T, cfg app.ServeConfig) *server {
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
+		s.admin = "http://" + <-adminAddr
 	case err := <-done:
 		cancel()
 		t.Fatalf("Serve ended before listening: %v", err)
@@ -244,20 +249,20 @@ func TestServeRoutes(t *testing.T) {
 
 	mustPost(t, s.url, "a", "b", "c")
 	rec.wait(t, 2)
-	if c := counts(t, s.url); c != (jobs.Counts{Queued: 1, Running: 2}) {
+	if c := counts(t, s.admin); c != (jobs.Counts{Queued: 1, Running: 2}) {
 		t.Fatalf("GET /jobs with two workers busy = %+v", c)
 	}
 	mustPost(t, s.url, "a") // running: queued again
-	if c := counts(t, s.url); c.Queued != 2 {
+	if c := counts(t, s.admin); c.Queued != 2 {
 		t.Fatalf("after posting a running id, GET /jobs = %+v", c)
 	}
 	close(rec.hold)
 	rec.wait(t, 2) // c, and a again
 	deadline := time.Now().Add(time.Minute)
-	for counts(t, s.url).Done < 4 && time.Now().Before(deadline) {
+	for counts(t, s.admin).Done < 4 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if c := counts(t, s.url); c != (jobs.Counts{Done: 4}) {
+	if c := counts(t, s.admin); c != (jobs.Counts{Done: 4}) {
 		t.Fatalf("GET /jobs at the end = %+v", c)
 	}
 	if err := s.stop(); err != nil {
@@ -317,13 +322,13 @@ printf 'no newline'
 	s := startServe(t, app.ServeConfig{Memory: true, Workers: 1, Exec: []string{sh, "x y"}, MaxAttempts: 1})
 	mustPost(t, s.url, "ok", "bad")
 	deadline := time.Now().Add(time.Minute)
-	for c := counts(t, s.url); c.Done+c.Dead < 2; c = counts(t, s.url) {
+	for c := counts(t, s.admin); c.Done+c.Dead < 2; c = counts(t, s.admin) {
 		if time.Now().After(deadline) {
 			t.Fatalf("jobs did not finish: %+v", c)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if c := counts(t, s.url); c != (jobs.Counts{Done: 1, Failed: 1, Dead: 1}) {
+	if c := counts(t, s.admin); c != (jobs.Counts{Done: 1, Failed: 1, Dead: 1}) {
 		t.Fatalf("GET /jobs = %+v; want ok done and bad dead", c)
 	}
 	if err := s.stop(); err != nil {
@@ -677,7 +682,7 @@ func TestServeSQSDeadJobs(t *testing.T) {
 		deadline := time.Now().Add(time.Minute)
 		var c jobs.Counts
 		for {
-			c = counts(t, s.url)
+			c = counts(t, s.admin)
 			// The counts of an SQS queue are approximate and settle a moment after a
 			// move to the dead-letter queue: wait for all of them, not just the first.
 			if c.Dead == 1 && c.Done >= 1 && c.Failed >= 1 && c.Queued == 0 || time.Now().After(deadline) {

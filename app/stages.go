@@ -65,7 +65,22 @@ type stages struct {
 	memLimit  int64  // objects up to this size are spooled in memory
 	onMissing string
 	log       *slog.Logger
+	analysed  func(bytes, lines int64) // told of each object analysed; nil: nothing
 }
+
+// An ObjectError is the failure of one object at one stage of the pipeline.
+type ObjectError struct {
+	Stage       string // fetch, analyse or write
+	Bucket, Key string
+	Err         error
+}
+
+func objectError(stage, bucket, key string, err error) error {
+	return &ObjectError{Stage: stage, Bucket: bucket, Key: key, Err: err}
+}
+
+func (e *ObjectError) Error() string { return "s3://" + e.Bucket + "/" + e.Key + ": " + e.Err.Error() }
+func (e *ObjectError) Unwrap() error { return e.Err }
 
 // parse turns a message body into the objects it names. Test events and events other than
 // ObjectCreated name none: the message is done once logged.
@@ -107,7 +122,7 @@ func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
 			s.log.Warn("object not found: skipped", "bucket", o.Bucket, "key", o.Key, "message_id", j.MessageID)
 			return nil, nil
 		}
-		return nil, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err))
+		return nil, objectError("fetch", o.Bucket, o.Key, s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err))
 	}
 	defer body.Close()
 	f := &fetched{job: j, info: info}
@@ -115,16 +130,16 @@ func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
 		f.mem = make([]byte, 0, info.Size+1)
 		buf := bytes.NewBuffer(f.mem)
 		if _, err := buf.ReadFrom(body); err != nil {
-			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err))
+			return nil, objectError("fetch", o.Bucket, o.Key, fmt.Errorf("download: %w", s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err)))
 		}
 		f.mem = buf.Bytes()
 	} else {
 		var spoolErr bool
 		if f.file, spoolErr, err = spool(s.spoolDir, body); err != nil {
 			if spoolErr {
-				return nil, fmt.Errorf("s3://%s/%s: spool: %w", o.Bucket, o.Key, dirFault(s.spoolDir, err))
+				return nil, objectError("fetch", o.Bucket, o.Key, fmt.Errorf("spool: %w", dirFault(s.spoolDir, err)))
 			}
-			return nil, fmt.Errorf("s3://%s/%s: download: %w", o.Bucket, o.Key, s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err))
+			return nil, objectError("fetch", o.Bucket, o.Key, fmt.Errorf("download: %w", s3Fault(s.s3, o.Bucket, o.Key, o.VersionID, err)))
 		}
 	}
 	s.log.Debug("downloaded", "bucket", o.Bucket, "key", o.Key, "size", info.Size)
@@ -176,12 +191,15 @@ func (s *stages) analyse(ctx context.Context, f *fetched) (output.Result, error)
 	o := f.job.Obj
 	dec, enc, err := object.Decode(ctxReader{ctx, f.reader()})
 	if err != nil {
-		return output.Result{}, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
+		return output.Result{}, objectError("analyse", o.Bucket, o.Key, err)
 	}
 	n, lines, err := object.Count(dec)
 	dec.Close()
 	if err != nil {
-		return output.Result{}, fmt.Errorf("s3://%s/%s: %w", o.Bucket, o.Key, err)
+		return output.Result{}, objectError("analyse", o.Bucket, o.Key, err)
+	}
+	if s.analysed != nil {
+		s.analysed(n, lines)
 	}
 	etag := f.info.ETag
 	if etag == "" {
@@ -203,7 +221,7 @@ func (s *stages) write(_ context.Context, r output.Result) error {
 	path, outcome, err := s.out.Write(r)
 	if err != nil {
 		dir := filepath.Dir(filepath.Join(s.out.Dir(), output.RelPath(r.Bucket, r.Key)))
-		return fmt.Errorf("s3://%s/%s: write result: %w", r.Bucket, r.Key, dirFault(dir, err))
+		return objectError("write", r.Bucket, r.Key, fmt.Errorf("write result: %w", dirFault(dir, err)))
 	}
 	s.log.Debug("processed", "bucket", r.Bucket, "key", r.Key, "lines", r.Lines, "bytes", r.Bytes,
 		"encoding", r.Encoding, "result", path, "outcome", outcome.String())

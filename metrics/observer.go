@@ -13,6 +13,8 @@
 //	                                                    its handler
 //	palleto_stage_demand{stage}                gauge    demand of the stage's workers, as
 //	                                                    they last reported it
+//	palleto_stage_item_seconds{stage}          histogram handling time of an item (a
+//	                                                    batch's handler time over its items)
 //
 // The demand gauge is the sum over the stage's workers of the demand each reported in its
 // latest event: for a stage worker, what it had outstanding right after it last asked
@@ -46,6 +48,7 @@ type Observer struct {
 	items  *prometheus.CounterVec
 	busy   *prometheus.CounterVec
 	demand *prometheus.GaugeVec
+	handle *prometheus.HistogramVec
 
 	// workers is copied on write, so that Observe reads it without a lock: new workers
 	// appear only while a pipeline starts.
@@ -65,6 +68,7 @@ type stageMetrics struct {
 	received, done, failed, released prometheus.Counter
 	busy                             prometheus.Counter
 	demand                           prometheus.Gauge
+	handle                           prometheus.Observer
 }
 
 type workerState struct {
@@ -88,18 +92,15 @@ func NewObserver(reg prometheus.Registerer) (*Observer, error) {
 			Name: "palleto_stage_demand",
 			Help: "Demand of the stage's workers, summed, as each last reported it (when it asked upstream, or a source when it received).",
 		}, []string{"stage"}),
+		handle: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "palleto_stage_item_seconds",
+			Help:    "Time a stage's handler took for one item (a batch's time divided among its items).",
+			Buckets: DurationBuckets,
+		}, []string{"stage"}),
 		stages: map[string]*stageMetrics{},
 	}
-	for _, c := range []prometheus.Collector{o.items, o.busy, o.demand} {
-		if err := reg.Register(c); err != nil {
-			for _, done := range []prometheus.Collector{o.items, o.busy, o.demand} {
-				if done == c {
-					break
-				}
-				reg.Unregister(done)
-			}
-			return nil, err
-		}
+	if err := register(reg, o.items, o.busy, o.demand, o.handle); err != nil {
+		return nil, err
 	}
 	o.workers.Store(&map[workerKey]*workerState{})
 	return o, nil
@@ -118,10 +119,12 @@ func (o *Observer) Observe(e flow.Event) {
 	case flow.EventDone:
 		o.add(st.done, e.Stage, OutcomeDone, float64(e.N))
 		o.addBusy(st, e.Stage, e.Busy)
+		o.observeHandle(st, e)
 	case flow.EventFailed:
 		// A batch's time comes once: on its Done event, or on its Failed event if none.
 		o.add(st.failed, e.Stage, OutcomeFailed, float64(e.N))
 		o.addBusy(st, e.Stage, e.Busy)
+		o.observeHandle(st, e)
 	case flow.EventReleased:
 		o.add(st.released, e.Stage, OutcomeReleased, float64(e.N))
 	}
@@ -141,6 +144,19 @@ func (o *Observer) addBusy(st *stageMetrics, stage string, d time.Duration) {
 		c = o.busy.WithLabelValues(stage)
 	}
 	c.Add(d.Seconds())
+}
+
+// observeHandle records the handling time of a batch's items, once per batch: its time
+// divided among them.
+func (o *Observer) observeHandle(st *stageMetrics, e flow.Event) {
+	if e.Busy <= 0 || e.N <= 0 {
+		return
+	}
+	h := st.handle
+	if h == nil {
+		h = o.handle.WithLabelValues(e.Stage)
+	}
+	h.Observe((e.Busy / time.Duration(e.N)).Seconds())
 }
 
 func (w *workerState) setDemand(d int) {
@@ -174,6 +190,7 @@ func (o *Observer) worker(e flow.Event) *workerState {
 			st.failed = o.items.WithLabelValues(e.Stage, OutcomeFailed)
 			st.released = o.items.WithLabelValues(e.Stage, OutcomeReleased)
 			st.busy = o.busy.WithLabelValues(e.Stage)
+			st.handle = o.handle.WithLabelValues(e.Stage)
 		}
 		o.stages[e.Stage] = st
 	}

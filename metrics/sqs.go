@@ -28,6 +28,7 @@ const (
 //
 //	palleto_sqs_requests_total{action}         counter  requests made, by SQS action
 //	palleto_sqs_request_failures_total         counter  requests that failed (all actions)
+//	palleto_sqs_empty_receives_total           counter  receives that brought no message
 //	palleto_sqs_messages_total{event}          counter  messages by event: received,
 //	                                                    deleted, released, failed, extended
 //	                                                    (visibility extensions), dead_lettered,
@@ -42,6 +43,7 @@ const (
 type SQSCollector struct {
 	src                          StatsSource
 	requests, failures, messages *prometheus.Desc
+	empty                        *prometheus.Desc
 	inFlight, held, demand       *prometheus.Desc
 }
 
@@ -51,6 +53,7 @@ func NewSQSCollector(src StatsSource) *SQSCollector {
 		src:      src,
 		requests: prometheus.NewDesc("palleto_sqs_requests_total", "Requests the SQS source made, by action.", []string{"action"}, nil),
 		failures: prometheus.NewDesc("palleto_sqs_request_failures_total", "Requests of the SQS source that failed, all actions.", nil, nil),
+		empty:    prometheus.NewDesc("palleto_sqs_empty_receives_total", "Receives of the SQS source that succeeded and brought no message.", nil, nil),
 		messages: prometheus.NewDesc("palleto_sqs_messages_total", "Messages of the SQS source by event (extended: visibility extensions; invalid: batch entries SQS refused; dropped: deletes and visibility changes given up).", []string{"event"}, nil),
 		inFlight: prometheus.NewDesc("palleto_sqs_in_flight", "Messages handed out to the pipeline and not yet acknowledged.", nil, nil),
 		held:     prometheus.NewDesc("palleto_sqs_held", "Messages received and not yet handed out.", nil, nil),
@@ -60,7 +63,7 @@ func NewSQSCollector(src StatsSource) *SQSCollector {
 
 // Describe implements prometheus.Collector.
 func (c *SQSCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.failures, c.messages, c.inFlight, c.held, c.demand} {
+	for _, d := range []*prometheus.Desc{c.requests, c.failures, c.empty, c.messages, c.inFlight, c.held, c.demand} {
 		ch <- d
 	}
 }
@@ -81,6 +84,7 @@ func (c *SQSCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.requests, r.SendMessage, "SendMessage")
 	counter(c.requests, r.GetQueueAttributes, "GetQueueAttributes")
 	counter(c.failures, r.Failed)
+	counter(c.empty, st.EmptyReceives)
 	counter(c.messages, st.Received, SQSReceived)
 	counter(c.messages, st.Deleted, SQSDeleted)
 	counter(c.messages, st.Released, SQSReleased)

@@ -70,7 +70,21 @@ type Config struct {
 	MaxBody int64
 	// Logger receives refused and failed calls; nil discards.
 	Logger *slog.Logger
+	// OnCall, when set, is told the outcome of every call (one of the Outcome
+	// constants), for metrics.
+	OnCall func(outcome string)
 }
+
+// Outcomes of a call, as Config.OnCall hears them.
+const (
+	OutcomeAccepted     = "accepted"      // POST: every account queued (or none named)
+	OutcomeChallenge    = "challenge"     // GET ?challenge= answered
+	OutcomeBadSignature = "bad_signature" // 403
+	OutcomeTooLarge     = "too_large"     // 413
+	OutcomeBadBody      = "bad_body"      // 400: not the expected JSON, or unreadable
+	OutcomeBadRequest   = "bad_request"   // 400 GET without challenge, 405 other methods
+	OutcomeUnavailable  = "unavailable"   // 503: Enqueue failed, or after Stop
+)
 
 // Validate reports the first thing wrong with c.
 func (c Config) Validate() error {
@@ -91,6 +105,7 @@ type Handler struct {
 	enqueue func(context.Context, []string) error
 	maxBody int64
 	log     *slog.Logger
+	onCall  func(string)
 	stopped atomic.Bool
 }
 
@@ -104,6 +119,10 @@ func New(cfg Config) (*Handler, error) {
 		enqueue: cfg.Enqueue,
 		maxBody: cfg.MaxBody,
 		log:     cfg.Logger,
+		onCall:  cfg.OnCall,
+	}
+	if h.onCall == nil {
+		h.onCall = func(string) {}
 	}
 	if h.maxBody == 0 {
 		h.maxBody = DefaultMaxBody
@@ -130,31 +149,34 @@ func Sign(secret, body []byte) string {
 // ServeHTTP answers one webhook call.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.stopped.Load() {
+		h.onCall(OutcomeUnavailable)
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	switch r.Method {
 	case http.MethodGet:
-		h.challenge(w, r)
+		h.onCall(h.challenge(w, r))
 	case http.MethodPost:
-		h.notify(w, r)
+		h.onCall(h.notify(w, r))
 	default:
+		h.onCall(OutcomeBadRequest)
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
 
-func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request) (outcome string) {
 	c := r.URL.Query().Get("challenge")
 	if c == "" {
 		http.Error(w, "missing challenge", http.StatusBadRequest)
-		return
+		return OutcomeBadRequest
 	}
 	// The challenge is echoed as is; nosniff keeps a browser from reading it
 	// as anything but text.
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	io.WriteString(w, c)
+	return OutcomeChallenge
 }
 
 // body is the part of a notification that Handler reads.
@@ -164,43 +186,44 @@ type body struct {
 	} `json:"list_folder"`
 }
 
-func (h *Handler) notify(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) notify(w http.ResponseWriter, r *http.Request) (outcome string) {
 	if r.ContentLength > h.maxBody {
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-		return
+		return OutcomeTooLarge
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-			return
+			return OutcomeTooLarge
 		}
 		h.log.Warn("webhook: reading body", "remote", r.RemoteAddr, "err", err)
 		http.Error(w, "cannot read body", http.StatusBadRequest)
-		return
+		return OutcomeBadBody
 	}
 	if !h.verify(r.Header.Get(SignatureHeader), raw) {
 		h.log.Warn("webhook: bad signature", "remote", r.RemoteAddr, "present", r.Header.Get(SignatureHeader) != "")
 		http.Error(w, "bad signature", http.StatusForbidden)
-		return
+		return OutcomeBadSignature
 	}
 	ids, err := accounts(raw)
 	if err != nil {
 		h.log.Warn("webhook: refused body", "remote", r.RemoteAddr, "err", err)
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return OutcomeBadBody
 	}
 	if len(ids) == 0 {
 		w.WriteHeader(http.StatusOK)
-		return
+		return OutcomeAccepted
 	}
 	if err := h.enqueue(r.Context(), ids); err != nil {
 		h.log.Error("webhook: enqueue failed", "accounts", len(ids), "err", err)
 		http.Error(w, "cannot queue now", http.StatusServiceUnavailable)
-		return
+		return OutcomeUnavailable
 	}
 	h.log.Debug("webhook: enqueued", "accounts", len(ids))
 	w.WriteHeader(http.StatusOK)
+	return OutcomeAccepted
 }
 
 // verify reports whether sig is the signature of raw. Only a full-length

@@ -505,3 +505,32 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d ids enqueued, %d accepted", len(got), len(accepted))
 	}
 }
+
+// OnCall hears the outcome of every call, the way its answer tells it.
+func TestOnCall(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	h, q := newHandler(t, Config{MaxBody: 200, OnCall: func(o string) {
+		mu.Lock()
+		got = append(got, o)
+		mu.Unlock()
+	}})
+	signed(h, `{"list_folder":{"accounts":["dbid:a"]}}`)
+	post(h, `{"list_folder":{"accounts":["dbid:a"]}}`, "00")
+	signed(h, strings.Repeat(" ", 201))
+	signed(h, `{"list_folder":{"accounts":[""]}}`)
+	signed(h, `{"list_folder":{"accounts":[]}}`)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/webhook?challenge=x", nil))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPut, "/webhook", nil))
+	q.mu.Lock()
+	q.err = errors.New("disk full")
+	q.mu.Unlock()
+	signed(h, `{"list_folder":{"accounts":["dbid:b"]}}`)
+	h.Stop()
+	signed(h, `{"list_folder":{"accounts":["dbid:b"]}}`)
+	want := []string{OutcomeAccepted, OutcomeBadSignature, OutcomeTooLarge, OutcomeBadBody, OutcomeAccepted,
+		OutcomeChallenge, OutcomeBadRequest, OutcomeUnavailable, OutcomeUnavailable}
+	if !slices.Equal(got, want) {
+		t.Fatalf("outcomes %v, want %v", got, want)
+	}
+}

@@ -200,9 +200,9 @@ function drawStageNode(svg, x, y, W, H, s) {
   g.append(sv("text", { class: "rate", x: 10, y: 58 }, fmt(rate)));
   g.append(sv("text", { class: "unit", x: 12 + 11 * fmt(rate).length, y: 58 }, source ? "received/s" : "done/s"));
   if (!source) {
-    g.append(sv("rect", { class: "busy-bg", x: 10, y: 66, width: W - 60, height: 7, rx: 3 }));
-    g.append(sv("rect", { class: "busy", x: 10, y: 66, width: Math.max(0, Math.min(1, s.busy_percent / 100)) * (W - 60), height: 7, rx: 3 }));
-    g.append(sv("text", { class: "meta", x: W - 44, y: 73 }, fmt(s.busy_percent, 0) + "% busy"));
+    g.append(sv("rect", { class: "busy-bg", x: 10, y: 66, width: W - 84, height: 7, rx: 3 }));
+    g.append(sv("rect", { class: "busy", x: 10, y: 66, width: Math.max(0, Math.min(1, s.busy_percent / 100)) * (W - 84), height: 7, rx: 3 }));
+    g.append(sv("text", { class: "meta", x: W - 68, y: 73 }, fmt(s.busy_percent, 0) + "% busy"));
     g.append(sv("text", { class: "meta", x: 10, y: 90 }, `holds ${s.in_flight} · demand ${s.demand}`));
     const t = sv("text", { class: "meta", x: 10, y: 104 });
     t.append(sv("tspan", {}, `done ${fmt(s.done)}`));
@@ -414,7 +414,7 @@ async function pollJobs() {
   if (!r.ok) return;
   const list = await r.json();
   const by = { queued: [], running: [], retrying: [], dead: [] };
-  for (const j of list.jobs) (by[j.state] || (by[j.state] = [])).push(j);
+  for (const j of list.jobs || []) (by[j.state] || (by[j.state] = [])).push(j);
   if (!state.jobTabPicked) {
     state.jobState = by.dead.length ? "dead" : by.retrying.length ? "retrying" : by.running.length ? "running" : by.queued.length ? "queued" : "dead";
   }
@@ -425,16 +425,27 @@ async function pollJobs() {
 
 function drawTabs(by) {
   const nav = $("job-tabs");
+  const sig = state.jobState + STATES.map((s) => by[s].length).join(",");
+  if (sig === state.tabsSig) return;
+  state.tabsSig = sig;
   nav.replaceChildren();
   for (const s of STATES) {
     const b = el("button", { type: "button", "data-state": s, class: s === state.jobState ? "active" : "" }, `${s} (${by[s].length})`);
-    b.addEventListener("click", () => { state.jobState = s; state.jobTabPicked = true; state.confirmDelete = null; drawTabs(by); drawJobs(by[s]); });
+    b.addEventListener("click", () => { state.jobState = s; state.jobTabPicked = true; state.confirmDelete = null; state.jobsSig = null; state.tabsSig = null; drawTabs(by); drawJobs(by[s]); });
     nav.append(b);
   }
 }
 
+// drawJobs rebuilds the rows only when the jobs changed, so that a button stays where it
+// is between two polls; the times in the rows are refreshed in place.
 function drawJobs(list) {
+  const sig = JSON.stringify([state.jobState, state.confirmDelete, list.map((j) => [j.id, j.state, j.attempts, j.last_error, j.again, j.retry_at, j.died_at, j.started])]);
   const body = $("jobs-table").tBodies[0];
+  if (sig === state.jobsSig) {
+    for (const tr of body.rows) tr.refresh && tr.refresh();
+    return;
+  }
+  state.jobsSig = sig;
   body.replaceChildren();
   $("jobs-empty").hidden = list.length > 0;
   for (const j of list) {
@@ -445,15 +456,20 @@ function drawJobs(list) {
     idCell.append(a);
     const st = el("td");
     st.append(el("span", { class: "state " + j.state }, j.state + (j.again ? " (+1)" : "")));
-    let waited = "–";
-    if (j.state === "running" && j.started) waited = "running " + dur((Date.now() - new Date(j.started)) / 1000);
-    else if (j.ready) waited = "waiting " + dur((Date.now() - new Date(j.ready)) / 1000);
     let next = "";
     if (j.state === "retrying") next = "retry at " + clock(j.retry_at);
     if (j.state === "dead") next = "dead since " + clock(j.died_at);
     if (j.state === "queued") next = "runs when a worker is free";
+    const queued = el("td"), waited = el("td");
+    tr.refresh = () => {
+      queued.textContent = ago(j.queued);
+      if (j.state === "running" && j.started) waited.textContent = "running " + dur((Date.now() - new Date(j.started)) / 1000);
+      else if (j.ready) waited.textContent = "waiting " + dur((Date.now() - new Date(j.ready)) / 1000);
+      else waited.textContent = "–";
+    };
+    tr.refresh();
     tr.append(idCell, st, el("td", { class: "num" }, String(j.attempts)), el("td", { class: "err" }, j.last_error || ""),
-      el("td", {}, ago(j.queued)), el("td", {}, waited), el("td", {}, next));
+      queued, waited, el("td", {}, next));
     const acts = el("td");
     if (j.state === "retrying" || j.state === "dead") {
       const run = el("button", { type: "button", class: "act run-now" }, "Run now");
@@ -466,6 +482,7 @@ function drawJobs(list) {
       del.addEventListener("click", () => {
         if (state.confirmDelete !== j.id) {
           state.confirmDelete = j.id;
+          state.jobsSig = null;
           del.textContent = "Confirm delete";
           del.classList.add("confirm");
           return;

@@ -41,6 +41,7 @@ commands:
   run      process S3 event notifications from an SQS queue into result files
   demo     a complete local run on the embedded SQS and S3: provisions, uploads, runs
   serve    the webhook-fed worker pool
+  jobs     list, show, requeue or delete the jobs of a worker pool
   local    serve the embedded SQS and S3 for development (AWS CLI, SDKs, your service)
   version  print the version (also: palleto --version)
 
@@ -183,21 +184,36 @@ func buildVersion() string {
 // parse parses args into fs, then fills every flag not given on the command line from its
 // PALLETO_<FLAG> environment variable. Errors are usage errors naming the flag or variable.
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b strings.Builder
-			if h := commandHelp[fs.Name()]; h != "" {
-				b.WriteString(h + "\nflags (each also PALLETO_<FLAG> in the environment; a flag wins):\n")
-			}
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return &helpError{b.String()}
-		}
-		return usagef("%v", err)
+	rest, err := parseArgs(fs, args, getenv)
+	if err == nil && len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+	return err
+}
+
+// parseArgs is parse for a command that takes arguments besides its flags, before, between
+// or after them; it returns the arguments.
+func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				var b strings.Builder
+				if h := commandHelp[fs.Name()]; h != "" {
+					b.WriteString(h + "\nflags (each also PALLETO_<FLAG> in the environment; a flag wins):\n")
+				}
+				fs.SetOutput(&b)
+				fs.PrintDefaults()
+				return nil, &helpError{b.String()}
+			}
+			return nil, usagef("%v", err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -213,7 +229,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 			}
 		}
 	})
-	return err
+	return rest, err
 }
 
 // envName is the environment variable of a flag: PALLETO_ and the flag's name in upper

@@ -16,7 +16,7 @@ import (
 	"github.com/palleto/palleto/metrics/metricstest"
 )
 
-var metricsURL = regexp.MustCompile(`msg="serving metrics" url=(http://\S+/metrics)`)
+var metricsURL = regexp.MustCompile(`msg="admin listener[^"]*" url=(http://[^/\s]+)/`)
 
 // palleto run with PALLETO_METRICS_LISTEN on port 0: the log says where /metrics is; it shows
 // the run's progress, the Go and process metrics, and goes away when the run ends.
@@ -60,7 +60,7 @@ func TestRunServesMetrics(t *testing.T) {
 		deadline := time.Now().Add(time.Minute)
 		for {
 			if m := metricsURL.FindStringSubmatch(stderr.String()); m != nil {
-				url = m[1]
+				url = m[1] + "/metrics"
 				break
 			}
 			select {
@@ -166,7 +166,7 @@ func TestServeServesMetrics(t *testing.T) {
 	p := startServeProc(t, nil, "--webhook-secret", "s", "--memory", "--workers", "1", "--exec", "true")
 	p.post(t, "s", "a", "b")
 	p.post(t, "s", "c")
-	f := metricstest.Wait(t, p.url+"/metrics", "three jobs done", func(f metricstest.Families) bool {
+	f := metricstest.Wait(t, p.admin+"/metrics", "three jobs done", func(f metricstest.Families) bool {
 		v, _ := f.Value("palleto_job_runs_total", "outcome", "done")
 		return v == 3
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/palleto/palleto/admin"
 	"github.com/palleto/palleto/app"
 )
 
@@ -39,7 +40,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	cfg.Logger = logger
-	if cfg.MetricsListen != "" {
+	if cfg.AdminListen != "" || cfg.MetricsListen != "" {
 		cfg.Metrics = newRegistry()
 	}
 	abort := make(chan struct{})
@@ -89,7 +90,9 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "bound of every request: SQS requests may take the long-poll wait plus this, S3 must start answering within it")
 	fs.DurationVar(&cfg.MaxFaultTime, "max-fault-time", app.DefaultMaxFaultTime, "how long a fault of the environment (--out or the spool not writable, credentials, S3 failing) may pause intake before the run exits 1")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
-	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "serve the admin listener (dashboard, JSON API, /metrics, /healthz, /readyz) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off); an address other than loopback needs --admin-token")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "token that every request to the admin listener must carry (Authorization: Bearer TOKEN); better set in "+admin.TokenEnv)
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "the older name of --admin-listen")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.status, "status", "auto", "progress output: auto (a live line on a terminal, a periodic log line otherwise), on, off")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/palleto/palleto/admin"
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/jobs"
 )
@@ -45,7 +46,9 @@ func serveOptions(args []string, getenv func(string) string) (serveOpts, error) 
 	var o serveOpts
 	cfg := &o.cfg
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&cfg.Listen, "listen", app.DefaultListen, "address of the HTTP server (/webhook, /jobs, /healthz, /metrics)")
+	fs.StringVar(&cfg.Listen, "listen", app.DefaultListen, "address of the webhook listener (/webhook, /healthz)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address of the admin listener (dashboard, JSON API and job management, /jobs, /metrics, /healthz, /readyz), e.g. 127.0.0.1:8081 (default: off); an address other than loopback needs --admin-token")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "token that every request to the admin listener must carry (Authorization: Bearer TOKEN); better set in "+admin.TokenEnv)
 	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "Dropbox app secret that signs webhook calls (required)")
 	fs.IntVar(&cfg.Workers, "workers", runtime.NumCPU(), "jobs run at once")
 	fs.StringVar(&cfg.DataDir, "data-dir", app.DefaultDataDir, "directory of the durable job queue")

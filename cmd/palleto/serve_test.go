@@ -116,10 +116,11 @@ func TestServeUsageErrors(t *testing.T) {
 
 // serveProc is a palleto serve process started by a test.
 type serveProc struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *lockedBuffer
-	exit chan error
+	cmd   *exec.Cmd
+	url   string // the webhook listener
+	admin string // the admin listener
+	logs  *lockedBuffer
+	exit  chan error
 }
 
 type lockedBuffer struct {
@@ -142,7 +143,7 @@ func (l *lockedBuffer) String() string {
 // startServeProc starts the binary's serve command on a free port and waits until it listens.
 func startServeProc(t *testing.T, env []string, args ...string) *serveProc {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
+	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -152,16 +153,21 @@ func startServeProc(t *testing.T, env []string, args ...string) *serveProc {
 		t.Fatal(err)
 	}
 	p := &serveProc{cmd: cmd, logs: &lockedBuffer{}, exit: make(chan error, 1)}
-	addr := make(chan string, 1)
+	addr, adminURL := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := sc.Bytes()
 			p.logs.Write(append(line, '\n'))
-			var r struct{ Msg, Addr string }
-			if json.Unmarshal(line, &r) == nil && r.Msg == "serving" {
-				addr <- r.Addr
+			var r struct{ Msg, Addr, URL string }
+			if json.Unmarshal(line, &r) == nil {
+				switch {
+				case r.Msg == "serving":
+					addr <- r.Addr
+				case strings.HasPrefix(r.Msg, "admin listener"):
+					adminURL <- strings.TrimSuffix(r.URL, "/")
+				}
 			}
 		}
 		io.Copy(io.Discard, stderr)
@@ -176,6 +182,7 @@ func startServeProc(t *testing.T, env []string, args ...string) *serveProc {
 	select {
 	case a := <-addr:
 		p.url = "http://" + a
+		p.admin = <-adminURL
 	case err := <-p.exit:
 		p.exit <- err
 		t.Fatalf("palleto serve exited before listening: %v\n%s", err, p.logs)
@@ -214,7 +221,7 @@ func (p *serveProc) post(t *testing.T, secret string, ids ...string) {
 
 func (p *serveProc) counts(t *testing.T) jobs.Counts {
 	t.Helper()
-	resp, err := http.Get(p.url + "/jobs")
+	resp, err := http.Get(p.admin + "/jobs")
 	if err != nil {
 		t.Fatal(err)
 	}

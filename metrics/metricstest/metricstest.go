@@ -71,6 +71,21 @@ func (f Families) Value(name string, labelPairs ...string) (v float64, ok bool) 
 	return 0, false
 }
 
+// Histogram returns the sample count and sum of the histogram name whose labels include the
+// given name, value pairs; ok is false when there is none.
+func (f Families) Histogram(name string, labelPairs ...string) (count uint64, sum float64, ok bool) {
+	mf := f[name]
+	if mf == nil {
+		return 0, 0, false
+	}
+	for _, m := range mf.GetMetric() {
+		if h := m.GetHistogram(); h != nil && hasLabels(m, labelPairs) {
+			return h.GetSampleCount(), h.GetSampleSum(), true
+		}
+	}
+	return 0, 0, false
+}
+
 func hasLabels(m *dto.Metric, pairs []string) bool {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		found := false
