@@ -1,10 +1,10 @@
 package app
 
 import (
-	"io"
-	"net/http"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
