@@ -198,7 +198,7 @@ function drawStageNode(svg, x, y, W, H, s) {
   g.append(sv("text", { class: "kind", x: 10, y: 32 }, kind));
   const rate = source ? s.received_rate : s.rate;
   g.append(sv("text", { class: "rate", x: 10, y: 58 }, fmt(rate)));
-  g.append(sv("text", { class: "unit", x: 12 + 11 * fmt(rate).length, y: 58 }, source ? "received/s" : "done/s"));
+  g.append(sv("text", { class: "unit", x: 14 + 12.5 * fmt(rate).length, y: 58 }, source ? "received/s" : "done/s"));
   if (!source) {
     g.append(sv("rect", { class: "busy-bg", x: 10, y: 66, width: W - 84, height: 7, rx: 3 }));
     g.append(sv("rect", { class: "busy", x: 10, y: 66, width: Math.max(0, Math.min(1, s.busy_percent / 100)) * (W - 84), height: 7, rx: 3 }));
@@ -223,7 +223,7 @@ function drawQueueNode(svg, x, y, W, H, q) {
   const d = q.depth;
   g.append(sv("text", { class: "kind", x: 10, y: 32 }, d ? "approximate, every 5 s" : (q.depth_error ? "depth unknown" : "…")));
   g.append(sv("text", { class: "rate", x: 10, y: 58, "data-visible": d ? d.queue.visible : "" }, d ? fmt(d.queue.visible) : "–"));
-  g.append(sv("text", { class: "unit", x: 12 + 11 * (d ? fmt(d.queue.visible).length : 1), y: 58 }, "visible"));
+  g.append(sv("text", { class: "unit", x: 14 + 12.5 * (d ? fmt(d.queue.visible).length : 1), y: 58 }, "visible"));
   if (d) {
     g.append(sv("text", { class: "meta", x: 10, y: 76 }, `in flight ${fmt(d.queue.in_flight)} · delayed ${fmt(d.queue.delayed)}`));
     if (d.dlq) {
@@ -243,7 +243,7 @@ function drawJobsNode(svg, x, y, W, H, j) {
   g.append(sv("text", { class: "name", x: 10, y: 18 }, "job queue"));
   g.append(sv("text", { class: "kind", x: 10, y: 32 }, "webhook → jobs"));
   g.append(sv("text", { class: "rate", x: 10, y: 58 }, fmt(j.queued)));
-  g.append(sv("text", { class: "unit", x: 12 + 11 * fmt(j.queued).length, y: 58 }, "queued"));
+  g.append(sv("text", { class: "unit", x: 14 + 12.5 * fmt(j.queued).length, y: 58 }, "queued"));
   g.append(sv("text", { class: "meta", x: 10, y: 76 }, `running ${j.running} · done ${fmt(j.done)}`));
   g.append(sv("text", { class: "meta" + (j.dead > 0 ? " fail" : ""), x: 10, y: 90 }, `dead ${j.dead} · failed runs ${fmt(j.failed)}`));
   spark(g, state.series["jobs:queued"] || [], 8, H - 22, W - 16, 16);
