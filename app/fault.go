@@ -123,6 +123,8 @@ func s3ErrorIsEnv(err error) bool {
 	switch {
 	case errors.Is(err, object.ErrNotFound), errors.Is(err, object.ErrCorrupt), errors.Is(err, object.ErrChanged):
 		return false
+	case errors.Is(err, object.ErrStalled):
+		return true // a body that stopped sending: a timeout
 	case errors.Is(err, context.Canceled):
 		return false // a shutdown, not a fault
 	case errors.Is(err, context.DeadlineExceeded):

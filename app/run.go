@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -18,6 +19,7 @@ import (
 	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/metrics"
+	"github.com/palleto/palleto/object"
 	"github.com/palleto/palleto/output"
 	"github.com/palleto/palleto/sqs"
 )
@@ -95,18 +97,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	s3Client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if endpointOverridden(awsCfg) {
-			o.UsePathStyle = true
-		}
-		// An object stored without a checksum (any object of an S3-compatible store, or
-		// uploaded without one) is not an event worth a log line per download.
-		o.DisableLogOutputChecksumValidationSkipped = true
-		// S3 must start answering within the request timeout; a download may take longer.
-		o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-			tr.ResponseHeaderTimeout = cfg.RequestTimeout
-		})
-	})
+	s3Client := newS3(awsCfg, cfg.RequestTimeout)
 	// Every SQS request ends within the long-poll wait plus the request timeout: an endpoint
 	// that accepts a connection and never answers is a failure, retried and counted, never a
 	// hang.
@@ -405,4 +396,22 @@ func (t *tally) summary(elapsed time.Duration) Summary {
 		s.ObjPerSec = float64(s.Objects) / secs
 	}
 	return s
+}
+
+// newS3 is the S3 client of a run. S3 must start answering within requestTimeout, and a body
+// that sends no byte for as long while it is read is aborted (and resumed by object.Open, or
+// failed as a timeout: an environment fault); a download as a whole may take longer.
+func newS3(awsCfg aws.Config, requestTimeout time.Duration) object.Getter {
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if endpointOverridden(awsCfg) {
+			o.UsePathStyle = true
+		}
+		// An object stored without a checksum (any object of an S3-compatible store, or
+		// uploaded without one) is not an event worth a log line per download.
+		o.DisableLogOutputChecksumValidationSkipped = true
+		o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = requestTimeout
+		})
+	})
+	return object.IdleTimeout(client, requestTimeout)
 }
