@@ -108,6 +108,7 @@ func TestFaultClassification(t *testing.T) {
 		{"corrupt object", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", object.ErrCorrupt)), false},
 		{"S3 timeout", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", context.DeadlineExceeded)), true},
 		{"shutdown", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", context.Canceled)), false},
+		{"stalled body", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", &object.StallError{Bucket: "b", Key: "k", Idle: time.Second})), true},
 	} {
 		var f *envFault
 		if got := errors.As(c.err, &f); got != c.env {

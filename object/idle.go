@@ -31,9 +31,6 @@ func (e *StallError) Error() string {
 // Is makes errors.Is(err, ErrStalled) true.
 func (e *StallError) Is(target error) bool { return target == ErrStalled }
 
-// Timeout reports true: a stall is a timeout.
-func (e *StallError) Timeout() bool { return true }
-
 // IdleTimeout returns a Getter whose response bodies fail with a
 // *StallError when a Read waits longer than idle for its first byte. The
 // request is then cancelled (its connection closed) and every later Read
