@@ -54,7 +54,8 @@ type Config struct {
 	// message succeeding before the run gives up with the fault as its error; default 15 min.
 	MaxFaultTime time.Duration
 	// RequestTimeout (--request-timeout) bounds every request: an SQS request may take the
-	// long-poll wait plus this, and S3 must start answering within it; default 30 s.
+	// long-poll wait plus this, S3 must start answering within it, and an S3 body that sends no
+	// byte for this long while it is read is aborted and resumed; default 30 s.
 	RequestTimeout time.Duration
 	// AdminListen (--admin-listen) is the address of the admin listener while the run lasts:
 	// the dashboard, its JSON API, GET /metrics, /healthz and /readyz; empty: none. An

@@ -87,7 +87,7 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 	waitVar(fs, &cfg.RetryDelay, "retry-delay", 5*time.Second, "delay before a failed message is retried the first time; it doubles with each receive (0s: at once)")
 	waitVar(fs, &cfg.MaxDelay, "max-retry-delay", 5*time.Minute, "cap of the retry delay")
 	waitVar(fs, &cfg.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight work may finish (0s: stop at once)")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "bound of every request: SQS requests may take the long-poll wait plus this, S3 must start answering within it")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "bound of every request: SQS requests may take the long-poll wait plus this, S3 must start answering within it, and an S3 body that sends nothing for this long is aborted and resumed")
 	fs.DurationVar(&cfg.MaxFaultTime, "max-fault-time", app.DefaultMaxFaultTime, "how long a fault of the environment (--out or the spool not writable, credentials, S3 failing) may pause intake before the run exits 1")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "serve the admin listener (dashboard, JSON API, /metrics, /healthz, /readyz) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off); an address other than loopback needs --admin-token")
