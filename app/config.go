@@ -53,6 +53,10 @@ type Config struct {
 	// not writable, credentials, S3 refusing or failing) may hold intake paused with no
 	// message succeeding before the run gives up with the fault as its error; default 15 min.
 	MaxFaultTime time.Duration
+	// MaxWorkTime (--max-work-time) is the longest a message may be worked on, counted from
+	// its receipt: the heartbeat keeps it hidden that long (and a little more), and work still
+	// running then is cancelled and the message released; default 1 h, at most 12 h.
+	MaxWorkTime time.Duration
 	// RequestTimeout (--request-timeout) bounds every request: an SQS request may take the
 	// long-poll wait plus this, S3 must start answering within it, and an S3 body that sends no
 	// byte for this long while it is read is aborted and resumed; default 30 s.
@@ -115,6 +119,9 @@ func (c *Config) setDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 30 * time.Second
 	}
+	if c.MaxWorkTime == 0 {
+		c.MaxWorkTime = DefaultMaxWorkTime
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -144,6 +151,8 @@ func (c Config) Validate() error {
 		return &ConfigError{"request-timeout", fmt.Sprintf("%v: must not be negative", c.RequestTimeout)}
 	case c.MaxFaultTime < 0:
 		return &ConfigError{"max-fault-time", fmt.Sprintf("%v: must not be negative", c.MaxFaultTime)}
+	case c.MaxWorkTime < 0 || c.MaxWorkTime > maxVisibility:
+		return &ConfigError{"max-work-time", fmt.Sprintf("%v: want more than 0s, up to 12h", c.MaxWorkTime)}
 	case c.WaitTime > 20*time.Second:
 		return &ConfigError{"wait-time", fmt.Sprintf("%v: want 0s to 20s", c.WaitTime)}
 	case max(c.MaxDelay, 0) < c.RetryDelay:

@@ -123,8 +123,9 @@ func (l *ledger) Acknowledge(results []flow.Result) {
 	if l.outcome != nil {
 		for _, r := range results {
 			var env *envFault
-			if t, ok := r.Token.(*ticket); ok && !(r.Status == flow.Failed && errors.As(r.Err, &env)) {
-				l.outcome(t, r) // a fault of the environment is logged once, by the gate
+			var over *overtime
+			if t, ok := r.Token.(*ticket); ok && !(r.Status == flow.Failed && (errors.As(r.Err, &env) || errors.As(r.Err, &over))) {
+				l.outcome(t, r) // a fault of the environment is logged once, by the gate; overtime below
 			}
 		}
 	}
@@ -134,9 +135,16 @@ func (l *ledger) Acknowledge(results []flow.Result) {
 		if !ok {
 			continue
 		}
+		var over *overtime
 		switch {
 		case r.Status == flow.Succeeded:
 			l.gate.succeeded()
+		case r.Status == flow.Failed && errors.As(r.Err, &over):
+			// Work that outlived --max-work-time: the message goes back at once, not as a
+			// failure, and not silently once the heartbeat gives up.
+			l.gate.log.Warn("work on a message outlived --max-work-time: cancelled, message released",
+				"message_id", over.messageID, "bucket", over.bucket, "key", over.key, "limit", over.limit)
+			r.Status, r.Err = flow.Released, nil
 		case r.Status == flow.Failed && l.gate.report(r.Err):
 			r.Status, r.Err = flow.Released, nil
 		}

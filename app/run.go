@@ -190,7 +190,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	// each, so that receives keep ahead of the downloads; unless --fetchers pins it, the
 	// number of downloads in flight is found at run time (tune.go), and the parse workers
 	// follow it.
-	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log}
+	st := &stages{s3: s3Client, out: out, spoolDir: cfg.SpoolDir, memLimit: cfg.SpoolMem, onMissing: cfg.OnMissing, log: log, maxWork: cfg.MaxWorkTime}
 	if rm != nil {
 		st.analysed = rm.Analysed
 	}
@@ -280,6 +280,7 @@ func (c Config) sqsConfig() sqs.Config {
 		QueueURL:           c.QueueURL,
 		WaitTime:           c.WaitTime,
 		VisibilityTimeout:  c.Visibility,
+		MaxExtension:       min(c.MaxWorkTime+workMargin, maxVisibility),
 		Retry:              backoff.Exponential(max(c.RetryDelay, 0), max(c.MaxDelay, 0)),
 		DeadLetterQueueURL: c.DLQURL,
 		Drain:              c.Drain,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/palleto/palleto/object"
 	"github.com/palleto/palleto/output"
@@ -30,6 +31,9 @@ var ErrBadMessage = errors.New("not an S3 notification")
 type objectJob struct {
 	MessageID string
 	Obj       s3event.Object
+	// Deadline is when work on the object is cut off: its message's receipt plus
+	// --max-work-time. Zero: never.
+	Deadline time.Time
 }
 
 // fetched is an object's content, spooled so that downloading and analysing can run with
@@ -66,6 +70,7 @@ type stages struct {
 	onMissing string
 	log       *slog.Logger
 	analysed  func(bytes, lines int64) // told of each object analysed; nil: nothing
+	maxWork   time.Duration            // --max-work-time; 0: work is not bounded
 }
 
 // An ObjectError is the failure of one object at one stage of the pipeline.
@@ -109,12 +114,21 @@ func (s *stages) parseMessage(_ context.Context, m sqs.Message) ([]objectJob, er
 	if errors.Is(err, ErrBadMessage) {
 		return nil, sqs.Permanent(err)
 	}
+	if s.maxWork > 0 && !m.ReceivedAt.IsZero() {
+		for i := range jobs {
+			jobs[i].Deadline = m.ReceivedAt.Add(s.maxWork)
+		}
+	}
 	return jobs, err
 }
 
 // fetch downloads an object into the spool. A missing object is a failure, or nothing at
 // all under the skip policy.
 func (s *stages) fetch(ctx context.Context, j objectJob) ([]*fetched, error) {
+	return bounded(s, ctx, j, func(ctx context.Context) ([]*fetched, error) { return s.download(ctx, j) })
+}
+
+func (s *stages) download(ctx context.Context, j objectJob) ([]*fetched, error) {
 	o := j.Obj
 	body, info, err := object.Open(ctx, s.s3, o.Bucket, o.Key, o.VersionID)
 	if err != nil {
@@ -187,6 +201,10 @@ func (t *tagWriter) Write(p []byte) (int, error) {
 // analyse decompresses and counts a spooled object. A corrupt object is a failure: no
 // result is written for it.
 func (s *stages) analyse(ctx context.Context, f *fetched) (output.Result, error) {
+	return bounded(s, ctx, f.job, func(ctx context.Context) (output.Result, error) { return s.count(ctx, f) })
+}
+
+func (s *stages) count(ctx context.Context, f *fetched) (output.Result, error) {
 	defer f.close()
 	o := f.job.Obj
 	dec, enc, err := object.Decode(ctxReader{ctx, f.reader()})

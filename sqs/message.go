@@ -20,6 +20,9 @@ type Message struct {
 	SentAt time.Time
 	// FirstReceivedAt is when SQS first delivered it.
 	FirstReceivedAt time.Time
+	// ReceivedAt is when this source received this delivery, by the local clock: the time
+	// from which Config.MaxExtension is counted.
+	ReceivedAt time.Time
 	// GroupID, DeduplicationID and SequenceNumber are set for messages of FIFO queues.
 	GroupID         string
 	DeduplicationID string

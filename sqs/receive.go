@@ -261,6 +261,7 @@ func (s *Source) backoffLocked(now time.Time) {
 // addLocked takes in a received message; false means the source held it already.
 func (s *Source) addLocked(m types.Message, now time.Time) bool {
 	msg := newMessage(m)
+	msg.ReceivedAt = now
 	handle := aws.ToString(m.ReceiptHandle)
 	if old := s.byID[msg.ID]; old != nil && (old.mine() || !old.busy()) {
 		// Its visibility ran out while we held it. SQS wants the newest receipt handle,

@@ -759,6 +759,9 @@ func TestHeartbeatStopsAtMaxExtension(t *testing.T) {
 		s := start(t, f, Config{VisibilityTimeout: 30 * time.Second, MaxExtension: 2 * time.Minute})
 		msgs := receive(t, s, 1)
 		received := time.Now()
+		if at := msgs[0].Data.ReceivedAt; !at.Equal(received) {
+			t.Fatalf("ReceivedAt %v, want the receipt %v: MaxExtension is counted from it", at, received)
+		}
 		time.Sleep(3 * time.Minute)
 		var last time.Time
 		for _, c := range f.callsOf("ChangeMessageVisibilityBatch") {

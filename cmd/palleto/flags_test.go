@@ -87,10 +87,34 @@ func TestZeroThatCannotWork(t *testing.T) {
 		{[]string{"--visibility-timeout", "0s"}, "--visibility-timeout"},
 		{[]string{"--fetchers", "0"}, "--fetchers"},
 		{[]string{"--processors", "0"}, "--processors"},
+		{[]string{"--max-work-time", "0s"}, "--max-work-time"},
+		{[]string{"--max-work-time", "13h"}, "--max-work-time"},
 	} {
 		_, err := runOptions(c.args, env())
 		if ue := (*usageError)(nil); !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), c.flag+" ") {
 			t.Errorf("run %v: %v, want a usage error starting with %s", c.args, err, c.flag)
+		}
+	}
+}
+
+// TestMaxWorkTime: --max-work-time (or PALLETO_MAX_WORK_TIME) reaches the configuration as
+// typed, the flag over the variable; unset, it is one hour.
+func TestMaxWorkTime(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		env  []string
+		want time.Duration
+	}{
+		{"unset", nil, nil, time.Hour},
+		{"flag", []string{"--max-work-time", "90m"}, nil, 90 * time.Minute},
+		{"env", nil, []string{"PALLETO_MAX_WORK_TIME", "2h"}, 2 * time.Hour},
+		{"flag over env", []string{"--max-work-time", "5m"}, []string{"PALLETO_MAX_WORK_TIME", "2h"}, 5 * time.Minute},
+		{"12h", []string{"--max-work-time", "12h"}, nil, 12 * time.Hour},
+	} {
+		o, err := runOptions(c.args, env(c.env...))
+		if err != nil || o.cfg.MaxWorkTime != c.want {
+			t.Errorf("%s: MaxWorkTime = %v, %v; want %v", c.name, o.cfg.MaxWorkTime, err, c.want)
 		}
 	}
 }

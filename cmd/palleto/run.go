@@ -89,6 +89,7 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 	waitVar(fs, &cfg.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight work may finish (0s: stop at once)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "bound of every request: SQS requests may take the long-poll wait plus this, S3 must start answering within it, and an S3 body that sends nothing for this long is aborted and resumed")
 	fs.DurationVar(&cfg.MaxFaultTime, "max-fault-time", app.DefaultMaxFaultTime, "how long a fault of the environment (--out or the spool not writable, credentials, S3 failing) may pause intake before the run exits 1")
+	fs.DurationVar(&cfg.MaxWorkTime, "max-work-time", app.DefaultMaxWorkTime, "the longest a message may be worked on, from its receipt, up to 12h: the heartbeat keeps it hidden that long; then the work is cancelled and the message released")
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", "", "where large objects wait between download and analysis (default: the system's temporary directory)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "serve the admin listener (dashboard, JSON API, /metrics, /healthz, /readyz) at this address while the run lasts, e.g. 127.0.0.1:9090 (default: off); an address other than loopback needs --admin-token")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "token that every request to the admin listener must carry (Authorization: Bearer TOKEN); better set in "+admin.TokenEnv)
@@ -109,6 +110,8 @@ func runOptions(args []string, getenv func(string) string) (runOpts, error) {
 		return o, usagef("--request-timeout %v: want more than 0s", cfg.RequestTimeout)
 	case cfg.MaxFaultTime <= 0:
 		return o, usagef("--max-fault-time %v: want more than 0s", cfg.MaxFaultTime)
+	case cfg.MaxWorkTime <= 0 || cfg.MaxWorkTime > 12*time.Hour:
+		return o, usagef("--max-work-time %v: want more than 0s, up to 12h", cfg.MaxWorkTime)
 	case cfg.Visibility < time.Second:
 		return o, usagef("--visibility-timeout %v: want 1s to 12h", cfg.Visibility)
 	case o.status != "auto" && o.status != "on" && o.status != "off":
