@@ -183,6 +183,12 @@ func rootCause(err error) string {
 		}
 		return api.ErrorCode()
 	}
+	// A request that ran out of time says so, whichever of its timers fired first (the
+	// client's, or the context's when both are near).
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return "Timeout: " + innermost(err)
+	}
 	var op *net.OpError
 	if errors.As(err, &op) {
 		return op.Error()
@@ -191,6 +197,11 @@ func rootCause(err error) string {
 	if errors.As(err, &dns) {
 		return dns.Error()
 	}
+	return innermost(err)
+}
+
+// innermost is the text of the last error in err's chain.
+func innermost(err error) string {
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {
