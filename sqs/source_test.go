@@ -1081,6 +1081,9 @@ func TestDemandTrace(t *testing.T) {
 			t.Fatalf("got %d, %v", len(msgs), err)
 		}
 		ack(msgs, flow.Succeeded, nil)
+		// The source writes its lines after it lets go of its lock, which may be after
+		// Receive returned: wait until it has nothing left to do.
+		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
 		for _, want := range []string{`level=DEBUG msg="handling demand of 10"`, `level=DEBUG msg="received 3"`} {
