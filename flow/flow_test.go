@@ -299,45 +299,43 @@ func onceSource[T any](batch func(n int) []flow.Message[T]) flow.Source[T] {
 	})
 }
 
+// Everything runs in a synctest bubble: once every goroutine is blocked, the source waiting
+// for the end, the sink has handled both batches and their outcomes are acknowledged.
 func TestAcksAreGroupedPerAcknowledger(t *testing.T) {
-	a1, a2 := &countingAcker{}, &countingAcker{}
-	src := onceSource(func(n int) []flow.Message[int] {
-		msgs := make([]flow.Message[int], n)
-		for i := range msgs {
-			ack := flow.Acknowledger(a1)
-			if i%2 == 1 {
-				ack = a2
+	synctest.Test(t, func(t *testing.T) {
+		a1, a2 := &countingAcker{}, &countingAcker{}
+		src := onceSource(func(n int) []flow.Message[int] {
+			msgs := make([]flow.Message[int], n)
+			for i := range msgs {
+				ack := flow.Acknowledger(a1)
+				if i%2 == 1 {
+					ack = a2
+				}
+				msgs[i] = flow.Message[int]{Data: i, Acker: ack, Token: i}
 			}
-			msgs[i] = flow.Message[int]{Data: i, Acker: ack, Token: i}
+			return msgs
+		})
+		p := flow.New(flow.Config{})
+		batches := flow.Batch(flow.From(p, "src", src, flow.SourceOptions{}), "batch", flow.BatchOptions[int]{Size: 20})
+		flow.Sink(batches, "sink", func(context.Context, []int) error { return nil }, flow.Options{})
+		ctx, cancel := context.WithCancel(t.Context())
+		wait := run(t, ctx, p)
+		synctest.Wait()
+		for i, a := range []*countingAcker{a1, a2} {
+			// 40 asked (twice the batch size), alternating acknowledgers: two batches of 20 that
+			// the sink takes together, so each acknowledger hears once about its 20.
+			a.mu.Lock()
+			calls, n := a.calls, len(a.results)
+			a.mu.Unlock()
+			if calls != 1 || n != 20 {
+				t.Errorf("acknowledger %d: %d calls with %d results, want 1 call with 20", i+1, calls, n)
+			}
 		}
-		return msgs
+		cancel()
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
 	})
-	p := flow.New(flow.Config{})
-	batches := flow.Batch(flow.From(p, "src", src, flow.SourceOptions{}), "batch", flow.BatchOptions[int]{Size: 20})
-	flow.Sink(batches, "sink", func(context.Context, []int) error { return nil }, flow.Options{})
-	ctx, cancel := context.WithCancel(t.Context())
-	wait := run(t, ctx, p)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		a1.mu.Lock()
-		n := len(a1.results)
-		a1.mu.Unlock()
-		if n == 20 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	for i, a := range []*countingAcker{a1, a2} {
-		// 40 asked (twice the batch size), alternating acknowledgers: two batches of 20 that
-		// the sink takes together, so each acknowledger hears once about its 20.
-		if a.calls != 1 || len(a.results) != 20 {
-			t.Errorf("acknowledger %d: %d calls with %d results, want 1 call with 20", i+1, a.calls, len(a.results))
-		}
-	}
 }
 
 func TestBatchBySizeTimeoutAndKey(t *testing.T) {
@@ -415,54 +413,57 @@ func TestBatchFlushesWhenInputEnds(t *testing.T) {
 	}
 }
 
+// In a synctest bubble a handler's pause lets every other worker run until it blocks: a
+// second worker given the same key meanwhile would be seen, every time, not by chance.
 func TestPartitionKeepsOrderPerKey(t *testing.T) {
-	type ev struct {
-		key string
-		seq int
-	}
-	src := flowtest.NewSource[ev]()
-	p := flow.New(flow.Config{})
-	parted := flow.Partition(flow.From(p, "src", src, flow.SourceOptions{}), "by-key", func(e ev) string { return e.key }, flow.Options{MaxDemand: 50})
-	var mu sync.Mutex
-	last := map[string]int{}
-	active := map[string]bool{}
-	var bad []string
-	flow.Sink(parted, "apply", func(_ context.Context, e ev) error {
-		mu.Lock()
-		if active[e.key] {
-			bad = append(bad, fmt.Sprintf("%s handled twice at once", e.key))
+	synctest.Test(t, func(t *testing.T) {
+		type ev struct {
+			key string
+			seq int
 		}
-		if e.seq != last[e.key]+1 {
-			bad = append(bad, fmt.Sprintf("%s: %d after %d", e.key, e.seq, last[e.key]))
+		src := flowtest.NewSource[ev]()
+		p := flow.New(flow.Config{})
+		parted := flow.Partition(flow.From(p, "src", src, flow.SourceOptions{}), "by-key", func(e ev) string { return e.key }, flow.Options{MaxDemand: 50})
+		var mu sync.Mutex
+		last := map[string]int{}
+		active := map[string]bool{}
+		var bad []string
+		flow.Sink(parted, "apply", func(_ context.Context, e ev) error {
+			mu.Lock()
+			if active[e.key] {
+				bad = append(bad, fmt.Sprintf("%s handled twice at once", e.key))
+			}
+			if e.seq != last[e.key]+1 {
+				bad = append(bad, fmt.Sprintf("%s: %d after %d", e.key, e.seq, last[e.key]))
+			}
+			active[e.key] = true
+			mu.Unlock()
+			time.Sleep(time.Microsecond)
+			mu.Lock()
+			last[e.key] = e.seq
+			active[e.key] = false
+			mu.Unlock()
+			return nil
+		}, flow.Options{Concurrency: 4, MaxDemand: 5})
+		for i := 1; i <= 200; i++ {
+			for _, k := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+				src.Push(ev{k, i})
+			}
 		}
-		active[e.key] = true
-		mu.Unlock()
-		time.Sleep(time.Microsecond)
-		mu.Lock()
-		last[e.key] = e.seq
-		active[e.key] = false
-		mu.Unlock()
-		return nil
-	}, flow.Options{Concurrency: 4, MaxDemand: 5})
-	for i := 1; i <= 200; i++ {
-		for _, k := range []string{"a", "b", "c", "d", "e", "f", "g"} {
-			src.Push(ev{k, i})
+		src.Close()
+		if err := p.Run(t.Context()); err != nil {
+			t.Fatal(err)
 		}
-	}
-	src.Close()
-	if err := p.Run(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if len(bad) > 0 {
-		t.Fatalf("%d ordering violations, first: %s", len(bad), bad[0])
-	}
-	for k, n := range last {
-		if n != 200 {
-			t.Errorf("key %s ended at %d, want 200", k, n)
+		if len(bad) > 0 {
+			t.Fatalf("%d ordering violations, first: %s", len(bad), bad[0])
 		}
-	}
+		for k, n := range last {
+			if n != 200 {
+				t.Errorf("key %s ended at %d, want 200", k, n)
+			}
+		}
+	})
 }
-
 func TestBroadcastGivesEveryItemToEachBranch(t *testing.T) {
 	src := flowtest.NewSource[int]()
 	p := flow.New(flow.Config{})
@@ -659,7 +660,16 @@ func TestConfigErrors(t *testing.T) {
 			}
 		},
 	}
-	// What each error must say: the stage and the reason.
+	// Each is a *flow.ConfigError naming the stage at fault, and says why.
+	stages := map[string]string{
+		"consumed twice":             "b",
+		"not consumed":               "src",
+		"min not below max":          "a",
+		"negative batch size":        "b",
+		"partition with concurrency": "by key",
+		"broadcast with concurrency": "copy",
+		"broadcast with a limit":     "copy",
+	}
 	reasons := map[string]string{
 		"consumed twice":             `stage "b": stream "src" is already consumed`,
 		"not consumed":               `stream "src" is not consumed by any stage`,
@@ -676,6 +686,9 @@ func TestConfigErrors(t *testing.T) {
 			err := p.Run(t.Context())
 			if err == nil || !strings.Contains(err.Error(), reasons[name]) {
 				t.Fatalf("Run = %v, want an error saying %q", err, reasons[name])
+			}
+			if ce, ok := errors.AsType[*flow.ConfigError](err); !ok || ce.Stage != stages[name] {
+				t.Fatalf("Run = %v (%T), want a *flow.ConfigError for stage %q", err, err, stages[name])
 			}
 		})
 	}

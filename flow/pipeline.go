@@ -233,7 +233,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	errs := p.errs
 	for _, s := range p.streams {
 		if name, used := s.consumed(); !used {
-			errs = append(errs, fmt.Errorf("flow: stream %q is not consumed by any stage", name))
+			errs = append(errs, &ConfigError{name, fmt.Sprintf("stream %q is not consumed by any stage", name)})
 		}
 	}
 	stages := p.stages
