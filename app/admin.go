@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -124,17 +125,40 @@ func messageFailure(m *ticket, err error) admin.Failure {
 }
 
 // retryNext says what happens to an SQS message that failed on its receiveCount-th
-// receive: the dead-letter queue at once for a permanent failure when one is set, otherwise
-// the retry policy's backoff, unless the queue's redrive policy moves it first.
-func retryNext(receiveCount int, err error, retry *backoff.Policy, dlqURL string) string {
+// receive: the dead-letter queue at once for a permanent failure when dlqURL is set;
+// otherwise it comes back after the retry policy's backoff, until the queue's redrive policy
+// rp moves it, on the receive after its MaxReceiveCount-th. A nil rp is a policy that could
+// not be read at start-up.
+func retryNext(receiveCount int, err error, retry *backoff.Policy, dlqURL string, rp *sqs.Redrive) string {
 	if errors.Is(err, sqs.ErrPermanent) && dlqURL != "" {
 		return "moved to the dead-letter queue"
 	}
-	step := retry.Step(max(receiveCount, 1)) // the delay before jitter takes a part off
-	if step <= 0 {
-		return "retried at once, unless the queue's redrive policy moves it"
+	receiveCount = max(receiveCount, 1)
+	if rp != nil && rp.MaxReceiveCount > 0 && receiveCount >= rp.MaxReceiveCount {
+		return fmt.Sprintf("dead-lettered by the queue's redrive policy (receive %d of %d)", receiveCount, rp.MaxReceiveCount)
 	}
-	return "retried within " + step.Round(time.Millisecond).String() + ", unless the queue's redrive policy moves it"
+	when := "retried at once"
+	if step := retry.Step(receiveCount); step > 0 { // the delay before jitter takes a part off
+		when = "retried within " + step.Round(time.Millisecond).String()
+	}
+	switch {
+	case rp == nil:
+		return when + ", unless the queue's redrive policy moves it"
+	case rp.MaxReceiveCount == 0:
+		return when + ", no dead-letter queue"
+	}
+	return fmt.Sprintf("%s (receive %d of %d, then dead-lettered)", when, receiveCount, rp.MaxReceiveCount)
+}
+
+// redrivePolicy reads the queue's redrive policy at start-up; nil, with a warning, when it
+// cannot be read.
+func redrivePolicy(ctx context.Context, client *awssqs.Client, queueURL string, log *slog.Logger) *sqs.Redrive {
+	rp, err := sqs.RedrivePolicy(ctx, client, queueURL)
+	if err != nil {
+		log.Warn("cannot read the queue's redrive policy: its dead-letter queue is neither shown nor counted, and failures do not say when they will be dead-lettered", "err", err)
+		return nil
+	}
+	return &rp
 }
 
 // logFailure logs a failure, once, with its attempt and what happens next.

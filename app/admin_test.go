@@ -62,6 +62,29 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
+// running is a run started by startRun.
+type running struct {
+	done   chan error // its error, once it has ended
+	cancel context.CancelFunc
+}
+
+// startRun runs cfg until stopped, or until the test ends.
+func startRun(t *testing.T, cfg app.Config) *running {
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &running{done: make(chan error, 1), cancel: cancel}
+	go func() {
+		_, err := app.Run(ctx, cfg)
+		r.done <- err
+	}()
+	return r
+}
+
+// stop stops the run and returns its error.
+func (r *running) stop() error {
+	r.cancel()
+	return <-r.done
+}
+
 // The admin listener of a run shows the pipeline's real stages and the failures of its
 // messages, each logged once with its attempt and what happens next.
 func TestRunAdmin(t *testing.T) {
@@ -77,17 +100,12 @@ func TestRunAdmin(t *testing.T) {
 		c.AdminReady = func(a string) { addr <- a }
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		_, err := app.Run(ctx, cfg)
-		done <- err
-	}()
+	r := startRun(t, cfg)
 	var url string
 	select {
 	case a := <-addr:
 		url = "http://" + a
-	case err := <-done:
+	case err := <-r.done:
 		t.Fatalf("run ended before its admin listener: %v", err)
 	}
 	var snap admin.Snapshot
@@ -111,10 +129,12 @@ func TestRunAdmin(t *testing.T) {
 			t.Errorf("failure %d: %+v", i+1, f)
 		}
 	}
-	for _, f := range []admin.Failure{f1, f2} {
-		if !strings.Contains(f.Next, "retried within") || !strings.Contains(f.Next, "redrive policy") {
-			t.Errorf("after failure %d: next %q", f.Attempt, f.Next)
-		}
+	// The queue's redrive policy moves a message on the receive after its second.
+	if want := "retried within 200ms (receive 1 of 2, then dead-lettered)"; f1.Next != want {
+		t.Errorf("after failure 1: next %q, want %q", f1.Next, want)
+	}
+	if want := "dead-lettered by the queue's redrive policy (receive 2 of 2)"; f2.Next != want {
+		t.Errorf("after failure 2: next %q, want %q", f2.Next, want)
 	}
 	if snap.Queue == nil || snap.Queue.Stats.URL != e.queue.URL || snap.Queue.Stats.Received < 2 {
 		t.Errorf("queue: %+v", snap.Queue)
@@ -129,8 +149,7 @@ func TestRunAdmin(t *testing.T) {
 	if n, _, ok := f.Histogram("palleto_stage_item_seconds", "stage", "fetch"); !ok || n < 2 {
 		t.Errorf("palleto_stage_item_seconds{fetch}: %d samples", n)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	// Each failure is logged once, with its message, attempt and what happens next.
@@ -146,6 +165,30 @@ func TestRunAdmin(t *testing.T) {
 	if n := len(logs.records(t, "failed 1")); n != 0 {
 		t.Errorf("the runtime logged %d failures again", n)
 	}
+}
+
+// A run reads the queue's redrive policy at start-up, with or without an admin listener: on
+// a queue without one, a failure is logged as retried without end.
+func TestRunNextWithoutRedrive(t *testing.T) {
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 0) // no dead-letter queue
+		e.purge(t)
+		e.send(t, s3Notification(e.bucket, "gone"))
+		logs := &syncBuffer{}
+		cfg := e.config(func(c *app.Config) {
+			c.Drain = false
+			c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		})
+		r := startRun(t, cfg)
+		logs.waitFor(t, "message failed")
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+		rec := logs.records(t, "message failed")[0]
+		if want := "retried within 200ms, no dead-letter queue"; rec["next"] != want || rec["attempt"] != 1.0 {
+			t.Errorf("logged %v, want attempt 1 and next %q", rec, want)
+		}
+	})
 }
 
 // The webhook listener of a pool serves the webhook and /healthz only; the admin listener

@@ -142,15 +142,9 @@ func TestDashboardRun(t *testing.T) {
 		c.AdminReady = func(a string) { addr <- a }
 		c.Logger = slog.New(slog.DiscardHandler)
 	})
-	runCtx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		_, err := app.Run(runCtx, cfg)
-		done <- err
-	}()
+	r := startRun(t, cfg)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			t.Error(err)
 		}
 	}()

@@ -15,6 +15,7 @@ import (
 	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/jobs"
 	"github.com/palleto/palleto/metrics"
+	"github.com/palleto/palleto/sqs"
 	"github.com/palleto/palleto/webhook"
 )
 
@@ -68,8 +69,9 @@ func (p *pool) jobOutcome(o jobs.Outcome) {
 	p.failed(admin.Failure{JobID: o.ID, Stage: "workers", Attempt: o.Attempt, Error: o.Err.Error(), Next: next})
 }
 
-// sqsOutcome records the end of a run of a job from SQS.
-func (p *pool) sqsOutcome(dlq string) func(*ticket, flow.Result) {
+// sqsOutcome records the end of a run of a job from SQS, whose queue has the redrive policy
+// rp (nil: unknown).
+func (p *pool) sqsOutcome(rp *sqs.Redrive) func(*ticket, flow.Result) {
 	return func(m *ticket, r flow.Result) {
 		if r.Status == flow.Released {
 			return
@@ -82,7 +84,7 @@ func (p *pool) sqsOutcome(dlq string) func(*ticket, flow.Result) {
 			return
 		}
 		p.failed(admin.Failure{JobID: m.body, MessageID: m.id, Stage: "workers", Attempt: m.attempt, Error: errString(r.Err),
-			Next: retryNext(m.attempt, r.Err, backoff.Default(), "")})
+			Next: retryNext(m.attempt, r.Err, backoff.Default(), "", rp)})
 	}
 }
 

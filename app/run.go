@@ -163,11 +163,12 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		}
 		observers = append(observers, obs)
 	}
+	// Read once: what a failure's next step is, and which dead-letter queue the dashboard
+	// shows.
+	redrive := redrivePolicy(ctx, sqsClient, cfg.QueueURL, log)
 	dlq := ""
-	if adminLn != nil {
-		if dlq, err = sqs.DeadLetterQueueURL(ctx, sqsClient, cfg.QueueURL); err != nil {
-			log.Warn("cannot find the dead-letter queue: the dashboard does not show it", "err", err)
-		}
+	if redrive != nil {
+		dlq = redrive.DeadLetterQueueURL
 	}
 	failures := admin.NewFailures(0)
 	outcome := func(m *ticket, r flow.Result) {
@@ -178,7 +179,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 			}
 		case flow.Failed:
 			f := messageFailure(m, r.Err)
-			f.Next = retryNext(m.attempt, r.Err, sqsCfg.Retry, cfg.DLQURL)
+			f.Next = retryNext(m.attempt, r.Err, sqsCfg.Retry, cfg.DLQURL, redrive)
 			failures.Add(f)
 			logFailure(log, f)
 		}

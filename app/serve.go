@@ -115,20 +115,22 @@ func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 // doubling to 5 min, with jitter), a job whose run is cut off by a crash comes back when its
 // visibility timeout ends, and the queue's redrive policy, not MaxAttempts, decides when a
 // job is dead. Every post of an id is a message: SQS does not merge them.
-func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig, outcome func(dlq string) func(*ticket, flow.Result)) jobSource {
+func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig, outcome func(*sqs.Redrive) func(*ticket, flow.Result)) jobSource {
 	log := cfg.Logger
 	// The jobs that SQS moved to the queue's dead-letter queue are the dead ones.
-	dlq, err := sqs.DeadLetterQueueURL(ctx, client, cfg.QueueURL)
+	rp := redrivePolicy(ctx, client, cfg.QueueURL, log)
+	dlq := ""
 	switch {
-	case err != nil:
-		log.Warn("cannot find the dead-letter queue: dead jobs are not counted", "err", err)
-	case dlq == "":
+	case rp == nil: // said why
+	case rp.DeadLetterQueueURL == "":
 		log.Info("the queue has no redrive policy: failed jobs are retried without end")
+	default:
+		dlq = rp.DeadLetterQueueURL
 	}
 	// A job's failure is the job's: the pool has no fault of the environment to pause for,
 	// so its gate never closes.
 	led := newLedger(src, newGate(log, DefaultMaxFaultTime, func(error) {}), false)
-	led.outcome = outcome(dlq)
+	led.outcome = outcome(rp)
 	a := &sqsJobs{msgs: led}
 	return jobSource{
 		name:    "sqs",

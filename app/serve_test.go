@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palleto/palleto/admin"
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
@@ -690,11 +691,16 @@ func TestServeSQSDeadJobs(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		fl := getJSON[admin.FailureList](t, s.admin+"/api/failures")
 		if err := s.stop(); err != nil {
 			t.Fatal(err)
 		}
 		if c.Dead != 1 || c.Done < 1 || c.Failed < 1 || c.Queued != 0 {
 			t.Fatalf("GET /jobs = %+v; want the bad job dead, the good one done", c)
+		}
+		// The queue's redrive policy, read at start-up, says what comes next.
+		if len(fl.Failures) == 0 || fl.Failures[0].JobID != "bad" || fl.Failures[0].Next != "dead-lettered by the queue's redrive policy (receive 1 of 1)" {
+			t.Errorf("failures %+v; want the bad job's, dead-lettered", fl.Failures)
 		}
 	})
 }

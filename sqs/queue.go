@@ -70,33 +70,49 @@ func countsOf(attrs map[string]string) (Counts, error) {
 	return c, nil
 }
 
-// DeadLetterQueueURL returns the URL of the dead-letter queue that the redrive policy of the
-// queue at queueURL names, or "" with a nil error when the queue has no redrive policy.
-func DeadLetterQueueURL(ctx context.Context, api API, queueURL string) (string, error) {
+// Redrive is a queue's redrive policy: SQS moves a message to the dead-letter queue once
+// it has been received MaxReceiveCount times without being deleted. The zero Redrive is a
+// queue without one: its messages are retried without end.
+type Redrive struct {
+	DeadLetterQueueURL string
+	MaxReceiveCount    int
+}
+
+// RedrivePolicy reads the redrive policy of the queue at queueURL and finds the URL of the
+// dead-letter queue it names. A queue without a redrive policy has the zero Redrive and a
+// nil error. A failed request is an *Error; a policy that names no SQS queue, or no
+// maxReceiveCount of 1 or more, an error naming the queue.
+func RedrivePolicy(ctx context.Context, api API, queueURL string) (Redrive, error) {
 	out, err := api.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(queueURL),
 		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameRedrivePolicy},
 	})
 	if err != nil {
-		return "", &Error{Action: "GetQueueAttributes", Queue: queueURL, Kind: classify(err), Err: err}
+		return Redrive{}, &Error{Action: "GetQueueAttributes", Queue: queueURL, Kind: classify(err), Err: err}
 	}
 	policy, ok := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]
 	if !ok || policy == "" {
-		return "", nil
+		return Redrive{}, nil
 	}
 	var rp struct {
 		Target string `json:"deadLetterTargetArn"`
+		// A number as SQS gives it back, or a string as some tools set it.
+		Max json.RawMessage `json:"maxReceiveCount"`
 	}
 	err = json.Unmarshal([]byte(policy), &rp)
 	arn := strings.Split(rp.Target, ":") // arn:PARTITION:sqs:REGION:ACCOUNT:NAME
 	if err != nil || len(arn) != 6 || arn[0] != "arn" || arn[2] != "sqs" || arn[4] == "" || arn[5] == "" {
-		return "", fmt.Errorf("sqs: the redrive policy of %s names no dead-letter queue: %q", queueURL, policy)
+		return Redrive{}, fmt.Errorf("sqs: the redrive policy of %s names no dead-letter queue: %q", queueURL, policy)
+	}
+	n, err := strconv.Atoi(strings.Trim(string(rp.Max), `"`))
+	if err != nil || n < 1 {
+		return Redrive{}, fmt.Errorf("sqs: the redrive policy of %s has no maxReceiveCount of 1 or more: %q", queueURL, policy)
 	}
 	u, err := api.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(arn[5]), QueueOwnerAWSAccountId: aws.String(arn[4])})
 	if err != nil {
-		return "", &Error{Action: "GetQueueUrl", Queue: rp.Target, Kind: classify(err), Err: err}
+		return Redrive{}, &Error{Action: "GetQueueUrl", Queue: rp.Target, Kind: classify(err), Err: err}
 	}
-	return aws.ToString(u.QueueUrl), nil
+	return Redrive{DeadLetterQueueURL: aws.ToString(u.QueueUrl), MaxReceiveCount: n}, nil
 }
 
 // sendAttempts bounds the tries of a SendMessageBatch entry that SQS failed on its side.

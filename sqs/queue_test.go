@@ -56,24 +56,36 @@ func (a attrsAPI) GetQueueAttributes(context.Context, *awssqs.GetQueueAttributes
 	return &awssqs.GetQueueAttributesOutput{Attributes: a.attrs}, nil
 }
 
-func TestDeadLetterQueueURL(t *testing.T) {
+func TestRedrivePolicy(t *testing.T) {
 	f := newFake(qURL, dlqURL)
-	if u, err := DeadLetterQueueURL(t.Context(), f, qURL); u != "" || err != nil {
-		t.Fatalf("no redrive policy: %q, %v; want none", u, err)
+	if rp, err := RedrivePolicy(t.Context(), f, qURL); rp != (Redrive{}) || err != nil {
+		t.Fatalf("no redrive policy: %+v, %v; want none", rp, err)
 	}
-	f.queues[qURL].redrive = `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:work-dlq","maxReceiveCount":3}`
-	if u, err := DeadLetterQueueURL(t.Context(), f, qURL); u != dlqURL || err != nil {
-		t.Fatalf("%q, %v; want %q", u, err, dlqURL)
+	for _, policy := range []string{
+		`{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:work-dlq","maxReceiveCount":3}`,
+		`{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:work-dlq","maxReceiveCount":"3"}`, // as some tools set it
+	} {
+		f.queues[qURL].redrive = policy
+		if rp, err := RedrivePolicy(t.Context(), f, qURL); rp != (Redrive{DeadLetterQueueURL: dlqURL, MaxReceiveCount: 3}) || err != nil {
+			t.Fatalf("policy %s: %+v, %v; want %q after 3 receives", policy, rp, err, dlqURL)
+		}
 	}
 	f.queues[qURL].redrive = `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:gone","maxReceiveCount":3}`
-	if u, err := DeadLetterQueueURL(t.Context(), f, qURL); u != "" || !errors.Is(err, ErrQueueNotFound) {
-		t.Fatalf("missing dead-letter queue: %q, %v", u, err)
+	if rp, err := RedrivePolicy(t.Context(), f, qURL); rp != (Redrive{}) || !errors.Is(err, ErrQueueNotFound) {
+		t.Fatalf("missing dead-letter queue: %+v, %v", rp, err)
 	}
-	for _, policy := range []string{`{"deadLetterTargetArn":"arn:aws:sns:us-east-1:123456789012:topic"}`, `not json`, `{}`} {
+	for policy, want := range map[string]string{
+		`{"deadLetterTargetArn":"arn:aws:sns:us-east-1:123456789012:topic"}`: "names no dead-letter queue",
+		`not json`: "names no dead-letter queue",
+		`{}`:       "names no dead-letter queue",
+		`{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:work-dlq"}`:                       "has no maxReceiveCount of 1 or more",
+		`{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:work-dlq","maxReceiveCount":0}`:   "has no maxReceiveCount of 1 or more",
+		`{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:work-dlq","maxReceiveCount":"x"}`: "has no maxReceiveCount of 1 or more",
+	} {
 		f.queues[qURL].redrive = policy
-		u, err := DeadLetterQueueURL(t.Context(), f, qURL)
-		if u != "" || err == nil || !strings.Contains(err.Error(), "the redrive policy of "+qURL+" names no dead-letter queue") {
-			t.Errorf("policy %s: %q, %v; want an error naming the queue", policy, u, err)
+		rp, err := RedrivePolicy(t.Context(), f, qURL)
+		if rp != (Redrive{}) || err == nil || !strings.Contains(err.Error(), "the redrive policy of "+qURL+" "+want) {
+			t.Errorf("policy %s: %+v, %v; want an error naming the queue", policy, rp, err)
 		}
 	}
 }
@@ -201,45 +213,48 @@ func TestSendCancelled(t *testing.T) {
 	})
 }
 
-// TestQueueHelpersMoto runs QueueCounts, DeadLetterQueueURL and Send against moto_server.
+// TestQueueHelpersMoto runs QueueCounts, RedrivePolicy and Send against the embedded
+// backend and moto_server.
 func TestQueueHelpersMoto(t *testing.T) {
 	t.Parallel()
-	c := awstest.Moto(t).SQS()
-	q := newQueue(t, c, moto.QueueOptions{MaxReceiveCount: 3})
-	dlq, err := DeadLetterQueueURL(t.Context(), c, q.URL)
-	if err != nil || dlq != q.DeadLetter.URL {
-		t.Fatalf("DeadLetterQueueURL: %q, %v; want %q", dlq, err, q.DeadLetter.URL)
-	}
-	if u, err := DeadLetterQueueURL(t.Context(), c, q.DeadLetter.URL); u != "" || err != nil {
-		t.Fatalf("DeadLetterQueueURL of a queue without a redrive policy: %q, %v", u, err)
-	}
-	if err := Send(t.Context(), c, q.URL, numbered("job", 15)...); err != nil {
-		t.Fatal(err)
-	}
-	n, err := QueueCounts(t.Context(), c, q.URL)
-	if err != nil || n != (Counts{Visible: 15}) {
-		t.Fatalf("QueueCounts: %+v, %v; want 15 visible", n, err)
-	}
-
-	fq := newQueue(t, c, moto.QueueOptions{FIFO: true})
-	if err := Send(t.Context(), c, fq.URL, "a", "b", "a"); err != nil {
-		t.Fatal(err)
-	}
-	src := newSource(t, c, Config{QueueURL: fq.URL, WaitTime: -1, Retry: backoff.Immediate()})
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	groups := map[string]string{}
-	for len(groups) < 2 {
-		msgs, err := src.Receive(ctx, 10)
-		if err != nil {
+	awstest.Each(t, func(t *testing.T, b awstest.Backend) {
+		c := b.SQS()
+		q := newQueue(t, c, moto.QueueOptions{MaxReceiveCount: 3})
+		rp, err := RedrivePolicy(t.Context(), c, q.URL)
+		if err != nil || rp != (Redrive{DeadLetterQueueURL: q.DeadLetter.URL, MaxReceiveCount: 3}) {
+			t.Fatalf("RedrivePolicy: %+v, %v; want %q after 3 receives", rp, err, q.DeadLetter.URL)
+		}
+		if rp, err := RedrivePolicy(t.Context(), c, q.DeadLetter.URL); rp != (Redrive{}) || err != nil {
+			t.Fatalf("RedrivePolicy of a queue without a redrive policy: %+v, %v", rp, err)
+		}
+		if err := Send(t.Context(), c, q.URL, numbered("job", 15)...); err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range msgs {
-			groups[m.Data.Body] = m.Data.GroupID
+		n, err := QueueCounts(t.Context(), c, q.URL)
+		if err != nil || n != (Counts{Visible: 15}) {
+			t.Fatalf("QueueCounts: %+v, %v; want 15 visible", n, err)
 		}
-		ack(msgs, flow.Succeeded, nil)
-	}
-	if groups["a"] != "a" || groups["b"] != "b" {
-		t.Fatalf("groups %v, want each message in the group of its body", groups)
-	}
+
+		fq := newQueue(t, c, moto.QueueOptions{FIFO: true})
+		if err := Send(t.Context(), c, fq.URL, "a", "b", "a"); err != nil {
+			t.Fatal(err)
+		}
+		src := newSource(t, c, Config{QueueURL: fq.URL, WaitTime: -1, Retry: backoff.Immediate()})
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		groups := map[string]string{}
+		for len(groups) < 2 {
+			msgs, err := src.Receive(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				groups[m.Data.Body] = m.Data.GroupID
+			}
+			ack(msgs, flow.Succeeded, nil)
+		}
+		if groups["a"] != "a" || groups["b"] != "b" {
+			t.Fatalf("groups %v, want each message in the group of its body", groups)
+		}
+	})
 }
