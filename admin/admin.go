@@ -147,6 +147,9 @@ type Config struct {
 	Jobs     Jobs
 	// Counts reads the job counts of the worker pool (GET /jobs); with SQS it is a request.
 	Counts func(context.Context) (jobs.Counts, error)
+	// Unlisted says why the jobs that Counts counts cannot be listed, for a pool without
+	// Jobs (one on SQS): the page and GET /api/jobs say it where the list would be.
+	Unlisted string
 	// Health tells whether the program works; nil: always. Ready tells whether it takes
 	// work; nil: as Health.
 	Health func() (ok bool, reason string)

@@ -243,10 +243,23 @@ func TestJobsAPI(t *testing.T) {
 	if code, body, _ := do(t, srv, "GET", "/api/jobs?state=retrying", nil); code != 200 || !strings.Contains(body, `"jobs":[]`) {
 		t.Errorf("no job in a state: %d %s, want an empty list", code, body)
 	}
-	// Without a queue of its own (SQS), nothing to manage.
-	srv2 := newTestServer(t, Config{Mode: ModeServe})
+	if code, body, _ := do(t, srv, "GET", "/api/status", nil); code != 200 || strings.Contains(body, "jobs_unlisted") || !strings.Contains(body, `"manage_jobs":true`) {
+		t.Errorf("GET /api/status of a pool with its own queue = %d %s", code, body)
+	}
+	// Without a queue of its own (SQS), nothing to manage, and the list says why it is
+	// empty whatever the counts.
+	const why = "the jobs are messages in SQS, which cannot list them"
+	srv2 := newTestServer(t, Config{Mode: ModeServe, Unlisted: why, Counts: func(context.Context) (jobs.Counts, error) { return jobs.Counts{Queued: 3, Dead: 1}, nil }})
 	if code, _, _ := do(t, srv2, "POST", "/api/jobs/x/run", post); code != 404 {
 		t.Errorf("run now without a queue: %d, want 404", code)
+	}
+	code, body, _ = do(t, srv2, "GET", "/api/jobs?state=dead", nil)
+	if l := decode[JobList](t, body); code != 200 || l.Unlisted != why || len(l.Jobs) != 0 || l.Counts.Dead != 1 {
+		t.Errorf("GET /api/jobs without a queue = %d %+v, want the counts and why the list is empty", code, l)
+	}
+	code, body, _ = do(t, srv2, "GET", "/api/status", nil)
+	if st := decode[Status](t, body); code != 200 || st.JobsUnlisted != why || st.Manage {
+		t.Errorf("GET /api/status without a queue = %d %+v", code, st)
 	}
 }
 

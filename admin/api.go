@@ -22,6 +22,8 @@ type Status struct {
 	ReadyReason   string    `json:"ready_reason,omitempty"`
 	Failures      int64     `json:"failures_total"`
 	Manage        bool      `json:"manage_jobs"` // jobs can be listed and changed
+	// JobsUnlisted says why a pool's jobs cannot be listed (a pool on SQS).
+	JobsUnlisted string `json:"jobs_unlisted,omitempty"`
 }
 
 // StageStatus is a stage in GET /api/stages: its counts and its rates over the last five
@@ -85,7 +87,7 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 func (s *Server) status() Status {
 	now := time.Now()
 	st := Status{Mode: s.cfg.Mode, Title: s.cfg.Title, Started: s.started, Now: now,
-		UptimeSeconds: now.Sub(s.started).Seconds(), Manage: s.cfg.Jobs != nil}
+		UptimeSeconds: now.Sub(s.started).Seconds(), Manage: s.cfg.Jobs != nil, JobsUnlisted: s.unlisted()}
 	st.Healthy, st.HealthReason = s.health()
 	st.Ready, st.ReadyReason = s.ready()
 	if s.cfg.Failures != nil {
@@ -148,6 +150,16 @@ type JobList struct {
 	Counts jobs.Counts `json:"counts"`
 	State  jobs.State  `json:"state,omitempty"`
 	Jobs   []jobs.Info `json:"jobs"`
+	// Unlisted, when set, says why Jobs is empty whatever the counts (a pool on SQS).
+	Unlisted string `json:"unlisted,omitempty"`
+}
+
+// unlisted says why the jobs cannot be listed, for a server with no job queue of its own.
+func (s *Server) unlisted() string {
+	if s.cfg.Jobs != nil {
+		return ""
+	}
+	return s.cfg.Unlisted
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +180,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Counts = c
 	}
-	out.State = st
+	out.State, out.Unlisted = st, s.unlisted()
 	if s.cfg.Jobs != nil {
 		out.Jobs = s.cfg.Jobs.List(st)
 	}

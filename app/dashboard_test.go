@@ -18,6 +18,7 @@ import (
 
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/internal/awstest"
+	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/jobs"
 )
 
@@ -224,5 +225,41 @@ func TestDashboardServe(t *testing.T) {
 	})
 	if c := counts(t, s.admin); c.Dead != 0 {
 		t.Errorf("after the button, counts %+v", c)
+	}
+}
+
+// The dashboard of a pool on SQS, in a real browser: SQS counts the jobs but cannot list
+// them, and the page says so where the list would be, rather than show an empty one.
+func TestDashboardServeSQS(t *testing.T) {
+	ctx := browser(t)
+	bk := awstest.Local(t)
+	q, err := moto.CreateQueue(t.Context(), bk.SQS(), "dashboard-jobs", moto.QueueOptions{MaxReceiveCount: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awsCfg := bk.Config("")
+	s := startServe(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, WaitTime: time.Second, Workers: 2,
+		Handler: func(context.Context, jobs.Job) error { return nil }})
+	mustPost(t, s.url, "dbid:acct-1", "dbid:acct-2")
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.admin+"/"), chromedp.WaitVisible(chromedp.CSS(`g.node[data-stage="workers"]`))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "the two jobs done", func() bool {
+		return attrInt(t, ctx, `g.node[data-stage="workers"]`, "data-done") >= 2
+	})
+	eventually(t, ctx, "why the jobs are not listed", func() bool {
+		return jsBool(t, ctx, `(() => { const p = document.getElementById('jobs-unlisted');
+			return !document.getElementById('jobs-card').hidden && !p.hidden && p.textContent.includes('cannot be listed') && p.textContent.includes(`+strconv.Quote(q.DeadLetter.URL)+`); })()`)
+	})
+	if !jsBool(t, ctx, `document.getElementById('jobs-table').hidden && document.getElementById('job-tabs').hidden && document.getElementById('jobs-empty').hidden`) {
+		t.Error("the page shows a table of jobs that SQS cannot list")
+	}
+	if !jsBool(t, ctx, `!document.getElementById('queue-card').hidden && !document.getElementById('jobs-counts-card').hidden`) {
+		t.Error("the page does not show the queue and the job counts")
+	}
+	screenshot(t, ctx, "dashboard-serve-sqs.png")
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
 	}
 }

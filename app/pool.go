@@ -30,6 +30,8 @@ type jobSource struct {
 	counts  func(ctx context.Context) (jobs.Counts, error)
 	manage  admin.Jobs        // the embedded queue, managed from the admin listener; nil for SQS
 	queue   admin.QueueSource // the SQS queue, for the dashboard; nil for the embedded queue
+	// unlisted says why the jobs are counted but not listed (SQS); "" for the embedded queue.
+	unlisted string
 }
 
 // pool is one run of Serve: the server, the workers and the source of their jobs.
@@ -142,6 +144,7 @@ func (p *pool) serve(ctx context.Context, ln net.Listener) error {
 	if p.src.queue != nil {
 		ac.Queue = p.src.queue
 	}
+	ac.Unlisted = p.src.unlisted
 	stopAdmin := startAdmin(p.adminLn, ac, cfg.AdminReady, log)
 	defer stopAdmin()
 

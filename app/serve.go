@@ -155,8 +155,25 @@ func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg 
 			return jobs.Counts{Queued: queued, Running: int(a.running.Load()), Done: int(a.done.Load()),
 				Failed: int(a.failed.Load()), Dead: dead}, nil
 		},
-		queue: &adminQueue{src: src, client: client, url: cfg.QueueURL, dlq: dlq},
+		queue:    &adminQueue{src: src, client: client, url: cfg.QueueURL, dlq: dlq},
+		unlisted: sqsUnlisted(rp),
 	}
+}
+
+// sqsUnlisted says, for the dashboard and GET /api/jobs, why the jobs of a pool on SQS are
+// counted but not listed, and how its dead jobs run again, from the queue's redrive policy
+// (nil: unknown).
+func sqsUnlisted(rp *sqs.Redrive) string {
+	const why = "Jobs by state cannot be listed here: the jobs are messages in the SQS queue, which counts them but cannot list them or change one. " +
+		"Queued is SQS's approximate count for all servers; running, done and failed runs are this server's. "
+	switch {
+	case rp == nil:
+		return why + "The queue's redrive policy could not be read: dead jobs are not counted."
+	case rp.DeadLetterQueueURL == "":
+		return why + "The queue has no redrive policy: no job is ever dead, a failed one is retried without end."
+	}
+	return why + "Dead jobs are the messages in the dead-letter queue " + rp.DeadLetterQueueURL +
+		": to run them again, move them back with SQS's dead-letter queue redrive (aws sqs start-message-move-task)."
 }
 
 // sqsJobs adapts an SQS source to the pool: a message is a job whose id is the body, and

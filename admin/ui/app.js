@@ -119,6 +119,7 @@ function render(snap) {
   drawTopology(snap);
   drawQueue(snap);
   drawJobCounts(snap);
+  drawUnlisted(st);
   drawCharts(snap);
   drawFailures(snap);
 }
@@ -405,6 +406,16 @@ function drawFailures(snap) {
 }
 
 // ---- jobs ----
+
+// drawUnlisted says, where the list would be, why a pool's jobs are not listed (on SQS).
+function drawUnlisted(st) {
+  const why = st.jobs_unlisted || "";
+  $("jobs-unlisted").hidden = !why;
+  $("jobs-unlisted").textContent = why;
+  if (!why) return;
+  $("jobs-card").hidden = false;
+  for (const id of ["job-tabs", "jobs-table", "jobs-empty", "job-detail"]) $(id).hidden = true;
+}
 
 const STATES = ["queued", "running", "retrying", "dead"];
 

@@ -204,6 +204,10 @@ func (r *remoteJobs) do(ctx context.Context, method, path string, out any) error
 func (r *remoteJobs) List(ctx context.Context, st jobs.State) ([]jobs.Info, error) {
 	var l admin.JobList
 	err := r.do(ctx, http.MethodGet, "/api/jobs?state="+url.QueryEscape(string(st)), &l)
+	if err == nil && l.Unlisted != "" {
+		// An empty list would say there are none.
+		return nil, fmt.Errorf("the server at %s lists no jobs: %s", r.base, l.Unlisted)
+	}
 	return l.Jobs, err
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/internal/awstest"
+	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/jobs"
 )
 
@@ -98,35 +100,15 @@ func TestJobsUsage(t *testing.T) {
 
 // With --admin-url, palleto jobs talks to a running pool's admin listener, with its token.
 func TestJobsOnAdminURL(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	addr, hook := make(chan string, 1), make(chan string, 1)
-	done := make(chan error, 1)
 	var healed atomic.Bool
-	go func() {
-		done <- app.Serve(ctx, app.ServeConfig{Memory: true, WebhookSecret: "s", Listen: "127.0.0.1:0", MaxAttempts: 1,
-			Ready:       func(a string) { hook <- a },
-			AdminListen: "127.0.0.1:0", AdminToken: "t0ken", AdminReady: func(a string) { addr <- a },
-			Handler: func(context.Context, jobs.Job) error {
-				if healed.Load() {
-					return nil
-				}
-				return errors.New("quota exceeded")
-			}})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	var url string
-	select {
-	case a := <-addr:
-		url = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	(&serveProc{url: "http://" + <-hook}).post(t, "s", "acct")
+	hook, url := serveInBackground(t, app.ServeConfig{Memory: true, WebhookSecret: "s", MaxAttempts: 1, AdminToken: "t0ken",
+		Handler: func(context.Context, jobs.Job) error {
+			if healed.Load() {
+				return nil
+			}
+			return errors.New("quota exceeded")
+		}})
+	(&serveProc{url: hook}).post(t, "s", "acct")
 
 	if code, _, errs := jobsRun(t, "list", "--admin-url", url); code != 1 || !strings.Contains(errs, "token") {
 		t.Fatalf("list without the token: %d %q", code, errs)
@@ -166,4 +148,47 @@ func TestJobsOnAdminURL(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A server whose jobs are SQS messages cannot list them: list says so, rather than that
+// there are none.
+func TestJobsOnSQSServer(t *testing.T) {
+	bk := awstest.Local(t)
+	q, err := moto.CreateQueue(t.Context(), bk.SQS(), "jobs", moto.QueueOptions{MaxReceiveCount: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awsCfg := bk.Config("")
+	_, url := serveInBackground(t, app.ServeConfig{QueueURL: q.URL, AWS: &awsCfg, WebhookSecret: "s",
+		Handler: func(context.Context, jobs.Job) error { return nil }})
+	code, out, errs := jobsRun(t, "list", "--state", "dead", "--admin-url", url)
+	if code != 1 || out != "" || !strings.Contains(errs, "lists no jobs: Jobs by state cannot be listed here") || !strings.Contains(errs, q.DeadLetter.URL) {
+		t.Fatalf("list: %d %q %q, want an error saying why, naming the dead-letter queue", code, out, errs)
+	}
+}
+
+// serveInBackground runs app.Serve with cfg, its listeners on loopback, until the test ends,
+// and returns the URLs of its webhook and admin listeners.
+func serveInBackground(t *testing.T, cfg app.ServeConfig) (hookURL, adminURL string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	addr, hook := make(chan string, 1), make(chan string, 1)
+	done := make(chan error, 1)
+	cfg.Listen, cfg.Ready = "127.0.0.1:0", func(a string) { hook <- a }
+	cfg.AdminListen, cfg.AdminReady = "127.0.0.1:0", func(a string) { addr <- a }
+	go func() { done <- app.Serve(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case a := <-addr:
+		return "http://" + <-hook, "http://" + a
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("serve: %v", err)
+	}
+	return "", ""
 }
