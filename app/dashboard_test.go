@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/internal/awstest"
+	pbrowser "github.com/palleto/palleto/internal/browser"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/jobs"
 )
@@ -26,53 +26,25 @@ import (
 // load (docs/ keeps the ones the README shows). Unset: none are saved.
 const shotsEnv = "PALLETO_DASHBOARD_SHOTS"
 
-// chromium finds a Chromium or Chrome to drive, or skips the test saying why.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("PALLETO_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	const why = "no Chromium found (apt-get install chromium, or set PALLETO_CHROMIUM): the dashboard is not tested in a browser"
-	if os.Getenv("PALLETO_BROWSER") == "required" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-	return ""
-}
-
-// browser starts a headless Chromium with a fresh profile; it ends with the test.
+// browser starts a headless Chromium with a fresh profile; it ends with the test. Without
+// one it skips the test saying why, or fails it with PALLETO_BROWSER=required (as CI sets).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := chromium(t)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1100),
-	)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancelCtx()
-		cancelAlloc() // waits for the browser to exit
-	})
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
+	path, err := pbrowser.Find()
+	if err != nil {
+		why := err.Error() + ": the dashboard is not tested in a browser"
+		if os.Getenv("PALLETO_BROWSER") == "required" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
 	}
+	tab, stop, err := pbrowser.Start(context.Background(), path, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	ctx, cancel := context.WithTimeout(tab, 3*time.Minute)
+	t.Cleanup(cancel)
 	return ctx
 }
 

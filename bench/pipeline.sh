@@ -13,7 +13,12 @@
 #   LATENCIES="0 10ms 50ms" round trips added by the proxies
 #   SIDES="loop;palleto"   what runs, separated by ';': "loop", or "palleto"
 #                          followed by extra flags of palleto run
-#                          (e.g. "loop;palleto;palleto --fetchers 16")
+#                          (e.g. "loop;palleto;palleto --fetchers 16"); {admin}
+#                          in them is a free 127.0.0.1 address, and a side that
+#                          starts with "page" holds the dashboard there open in
+#                          a headless Chromium ("page palleto --admin-listen {admin}")
+#   BASE=loop              the side the others are compared with; any other
+#                          adds a table by round (how noisy the ratios are)
 #   BACKEND=local         or fauxqs (needs Node.js)
 #   KEEP=DIR               keep the binaries, the JSON lines and the logs in DIR
 #
@@ -86,12 +91,17 @@ for lat in $latencies; do
 			out=$work/out-$q
 			rm -rf "$out"
 			read -r -a words <<<"$side"
+			page=()
+			if [[ ${words[0]} == page ]]; then
+				page=(-page)
+				words=("${words[@]:1}")
+			fi
 			if [[ ${words[0]} == loop ]]; then
 				cmd=("$pb" loop -queue-url "$url" -out "$out" -n "$n")
 			else
 				cmd=("$work/palleto" run --queue-url "$url" --out "$out" --drain "${words[@]:1}")
 			fi
-			res=$("$pb" exec -latency "$lat" -side "$side" -round "$r" -n "$n" -stats "$(field stats)" -out "$out" -- "${cmd[@]}" 2>"$work/run-$q.log")
+			res=$("$pb" exec ${page[@]+"${page[@]}"} -latency "$lat" -side "$side" -round "$r" -n "$n" -stats "$(field stats)" -out "$out" -- "${cmd[@]}" 2>"$work/run-$q.log")
 			echo "$res" >>"$results"
 			echo "$lat $side round $r: $res"
 			rm -rf "$out"
@@ -101,4 +111,4 @@ for lat in $latencies; do
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-"$pb" report "$results"
+"$pb" report -base "${BASE:-loop}" "$results"

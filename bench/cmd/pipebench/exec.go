@@ -25,6 +25,9 @@ type Run struct {
 	UserS     float64 `json:"user_s"`
 	SysS      float64 `json:"sys_s"`
 	MaxRSSKiB int64   `json:"maxrss_kib"`
+	// PagePolls counts the snapshots that a dashboard held open during the run (exec -page)
+	// polled from the admin listener.
+	PagePolls int `json:"page_polls,omitempty"`
 	// Requests counts the requests that went through the proxies, by action
 	// ("ReceiveMessage", "S3.GetObject", …).
 	Requests map[string]int64 `json:"requests"`
@@ -47,7 +50,10 @@ func (r Run) SQSRequests() int64 {
 // execCmd runs a command as one measured run and prints its Run line: wall
 // time from start to exit, the child's user and system CPU time and peak RSS
 // (from its rusage), the requests the proxies saw meanwhile, and the check of
-// every result.
+// every result. {admin} in the command is replaced with a free loopback
+// address; with -page, a headless Chromium, started before the command, holds
+// the dashboard at that address open while the command runs (a run whose page
+// never loaded does not count).
 func execCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("exec", flag.ContinueOnError)
 	var r Run
@@ -58,6 +64,7 @@ func execCmd(ctx context.Context, args []string) error {
 	stats := fs.String("stats", "", "the backend's stats URL")
 	out := fs.String("out", "", "result directory to check")
 	bucket := fs.String("bucket", "bench", "bucket")
+	withPage := fs.Bool("page", false, "hold the dashboard of the admin listener at {admin} open in a headless Chromium")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,23 +72,56 @@ func execCmd(ctx context.Context, args []string) error {
 	if len(argv) == 0 {
 		return errors.New("exec: no command")
 	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	argv, hasAdmin := withAdmin(argv, addr)
+	if *withPage && !hasAdmin {
+		return errors.New("exec: -page needs " + adminPlaceholder + " in the command, as the admin listener's address")
+	}
 	if _, err := getStats(*stats, http.MethodPost); err != nil {
 		return err
+	}
+	var pg *page
+	if *withPage {
+		if pg, err = startPage(ctx); err != nil {
+			return err
+		}
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	began := time.Now()
-	err := cmd.Run()
+	err = cmd.Start()
+	if err == nil {
+		if pg != nil {
+			pg.open(addr)
+		}
+		err = cmd.Wait()
+	}
 	r.WallS = time.Since(began).Seconds()
+	if pg != nil {
+		var perr error
+		if r.PagePolls, perr = pg.close(); perr != nil && err == nil {
+			r.Error = perr.Error()
+		}
+	}
+	if cmd.ProcessState == nil { // not started
+		return fmt.Errorf("exec: %w", err)
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		r.UserS = time.Duration(ru.Utime.Nano()).Seconds()
 		r.SysS = time.Duration(ru.Stime.Nano()).Seconds()
 		r.MaxRSSKiB = ru.Maxrss // KiB on Linux
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		r.Error = fmt.Sprintf("%s: %v", argv[0], err)
-	} else if err := check(*out, *bucket, r.Objects); err != nil {
-		r.Error = err.Error()
+	case r.Error != "":
+	default:
+		if err := check(*out, *bucket, r.Objects); err != nil {
+			r.Error = err.Error()
+		}
 	}
 	if r.Requests, err = getStats(*stats, http.MethodGet); err != nil {
 		return err

@@ -84,8 +84,44 @@ func TestReportRatios(t *testing.T) {
 		t.Errorf("palleto = %v objects/s with %d bad, want 100 with 1 (the bad run not counted)", got.ObjPerS, got.Bad)
 	}
 	var buf bytes.Buffer
-	writeReport(&buf, runs)
+	writeReport(&buf, runs, "loop")
 	if !strings.Contains(buf.String(), "| 10ms | palleto | 100 | 2.00× |") {
 		t.Errorf("report lacks the ratio to the loop:\n%s", buf.String())
+	}
+}
+
+// Against another side, by round: each side's objects/s in each round, with its ratio to
+// the base side's of the same round, and the range of those ratios.
+func TestRounds(t *testing.T) {
+	runs := []Run{
+		{Latency: "0", Side: "palleto", Round: 1, Objects: 100, WallS: 1},
+		{Latency: "0", Side: "palleto --admin-listen {admin}", Round: 1, Objects: 100, WallS: 1.25},
+		{Latency: "0", Side: "page palleto", Round: 1, Objects: 100, WallS: 2, PagePolls: 3},
+		{Latency: "0", Side: "palleto", Round: 2, Objects: 100, WallS: 0.5},
+		{Latency: "0", Side: "palleto --admin-listen {admin}", Round: 2, Objects: 100, WallS: 0.5},
+		{Latency: "0", Side: "page palleto", Round: 2, Objects: 100, WallS: 1, Error: "the dashboard did not load"},
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, runs, "palleto")
+	writeRounds(&buf, runs, "palleto")
+	for _, want := range []string{
+		"| 0 | palleto --admin-listen {admin} | 140 | 0.93× |", // medians 140 and 150: the ratio of the medians
+		"| 0 | palleto | 100, 200 | – | – |",
+		"| 0 | palleto --admin-listen {admin} | 80 (0.80×), 200 (1.00×) | 0.80–1.00 | – |",
+		"| 0 | page palleto | 50 (0.50×), – | 0.50–0.50 | 3 |",
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("no %q in:\n%s", want, buf.String())
+		}
+	}
+}
+
+func TestWithAdmin(t *testing.T) {
+	argv, ok := withAdmin([]string{"palleto", "run", "--admin-listen", "{admin}"}, "127.0.0.1:4321")
+	if !ok || strings.Join(argv, " ") != "palleto run --admin-listen 127.0.0.1:4321" {
+		t.Errorf("%q, %v", argv, ok)
+	}
+	if argv, ok := withAdmin([]string{"palleto", "run"}, "127.0.0.1:4321"); ok || strings.Join(argv, " ") != "palleto run" {
+		t.Errorf("without the placeholder: %q, %v", argv, ok)
 	}
 }

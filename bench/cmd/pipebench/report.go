@@ -72,26 +72,20 @@ func summarize(runs []Run) []summary {
 	return out
 }
 
-// writeReport prints the Markdown table: each side against the loop of the
-// same latency.
-func writeReport(w io.Writer, runs []Run) {
+// writeReport prints the Markdown table: each side against the base side ("loop") of
+// the same latency.
+func writeReport(w io.Writer, runs []Run, base string) {
 	sums := summarize(runs)
-	loop := map[string]summary{}
+	bases := map[string]summary{}
 	for _, s := range sums {
-		if s.Side == "loop" {
-			loop[s.Latency] = s
+		if s.Side == base {
+			bases[s.Latency] = s
 		}
 	}
-	ratio := func(x, base float64) string {
-		if base == 0 {
-			return "–"
-		}
-		return fmt.Sprintf("%.2f×", x/base)
-	}
-	fmt.Fprintln(w, "| round trip | side | objects/s | vs loop | SQS req/object | GetObject/object | CPU ms/object | vs loop | peak RSS MiB | good runs |")
+	fmt.Fprintf(w, "| round trip | side | objects/s | vs %s | SQS req/object | GetObject/object | CPU ms/object | vs %s | peak RSS MiB | good runs |\n", base, base)
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sums {
-		b := loop[s.Latency]
+		b := bases[s.Latency]
 		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.3f | %.2f | %.3f | %s | %.1f | %d/%d |\n",
 			s.Latency, s.Side, s.ObjPerS, ratio(s.ObjPerS, b.ObjPerS), s.SQSPerObject, s.S3PerObject,
 			s.CPUMsPerObject, ratio(s.CPUMsPerObject, b.CPUMsPerObject), s.MaxRSSMiB, s.Runs-s.Bad, s.Runs)
@@ -100,6 +94,73 @@ func writeReport(w io.Writer, runs []Run) {
 		if r.Error != "" {
 			fmt.Fprintf(w, "\nbad run: %s %s round %d: %s\n", r.Latency, r.Side, r.Round, r.Error)
 		}
+	}
+}
+
+func ratio(x, base float64) string {
+	if base == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x/base)
+}
+
+// writeRounds prints, for each side, its objects/s in each round and their ratios to the
+// base side's of the same round, with the range of those ratios: how noisy the figures
+// are, the rounds being interleaved. A bad run has no figure.
+func writeRounds(w io.Writer, runs []Run, base string) {
+	type key struct {
+		lat, side string
+		round     int
+	}
+	ops := map[key]float64{}
+	var sides []key // latency and side, in the order they first appear
+	seen := map[key]bool{}
+	maxRound := 0
+	for _, r := range runs {
+		k := key{r.Latency, r.Side, 0}
+		if !seen[k] {
+			seen[k] = true
+			sides = append(sides, k)
+		}
+		maxRound = max(maxRound, r.Round)
+		if r.Error == "" && r.Objects > 0 && r.WallS > 0 {
+			ops[key{r.Latency, r.Side, r.Round}] = float64(r.Objects) / r.WallS
+		}
+	}
+	fmt.Fprintf(w, "| round trip | side | objects/s by round (vs %s of the round) | ratio min–max | page polls |\n", base)
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	polls := map[key][]float64{}
+	for _, r := range runs {
+		if r.Error == "" {
+			k := key{r.Latency, r.Side, 0}
+			polls[k] = append(polls[k], float64(r.PagePolls))
+		}
+	}
+	for _, k := range sides {
+		var cells []string
+		var ratios []float64
+		for round := 1; round <= maxRound; round++ {
+			x, ok := ops[key{k.lat, k.side, round}]
+			if !ok {
+				cells = append(cells, "–")
+				continue
+			}
+			cell := fmt.Sprintf("%.0f", x)
+			if b, ok := ops[key{k.lat, base, round}]; ok && k.side != base {
+				cell += " (" + ratio(x, b) + ")"
+				ratios = append(ratios, x/b)
+			}
+			cells = append(cells, cell)
+		}
+		spread := "–"
+		if len(ratios) > 0 {
+			spread = fmt.Sprintf("%.2f–%.2f", slices.Min(ratios), slices.Max(ratios))
+		}
+		p := "–"
+		if m := median(polls[k]); m > 0 {
+			p = fmt.Sprintf("%.0f", m)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", k.lat, k.side, strings.Join(cells, ", "), spread, p)
 	}
 }
 
@@ -123,6 +184,7 @@ func readRuns(r io.Reader) ([]Run, error) {
 
 func reportCmd(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	base := fs.String("base", "loop", "the side the others are compared with; other than loop, a table by round follows")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -138,6 +200,10 @@ func reportCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	writeReport(os.Stdout, runs)
+	writeReport(os.Stdout, runs, *base)
+	if *base != "loop" {
+		fmt.Println()
+		writeRounds(os.Stdout, runs, *base)
+	}
 	return nil
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/palleto/palleto/internal/browser"
+)
+
+// adminPlaceholder in the arguments of exec's command is replaced with a free loopback
+// address, the admin listener's; -page opens its dashboard.
+const adminPlaceholder = "{admin}"
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// withAdmin replaces adminPlaceholder in argv with addr, and tells whether it was there.
+func withAdmin(argv []string, addr string) ([]string, bool) {
+	out := make([]string, len(argv))
+	found := false
+	for i, a := range argv {
+		out[i] = strings.ReplaceAll(a, adminPlaceholder, addr)
+		found = found || out[i] != a
+	}
+	return out, found
+}
+
+// page is a dashboard held open in a headless Chromium during a run. The browser starts
+// before the command, so that its start-up is not in the run; the page is loaded as soon as
+// the admin listener takes connections, and polls the API every second as a user's would.
+type page struct {
+	tab    context.Context
+	stop   func()
+	dir    string
+	cancel context.CancelFunc
+	loaded chan error // the outcome of the load, once known
+}
+
+func startPage(ctx context.Context) (*page, error) {
+	path, err := browser.Find()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pipebench-chromium-")
+	if err != nil {
+		return nil, err
+	}
+	tab, stop, err := browser.Start(ctx, path, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &page{tab: tab, stop: stop, dir: dir}, nil
+}
+
+// open loads the dashboard at addr once something listens there, until close.
+func (p *page) open(addr string) {
+	ctx, cancel := context.WithCancel(p.tab)
+	p.cancel, p.loaded = cancel, make(chan error, 1)
+	go func() {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-ctx.Done():
+				p.loaded <- errors.New("the admin listener never took a connection")
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/"),
+			chromedp.WaitVisible(chromedp.CSS(`#topo-svg`)),
+		)
+		if err == nil {
+			_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`performance.setResourceTimingBufferSize(100000), true`))
+		}
+		p.loaded <- err
+	}()
+}
+
+// close waits a little for a load under way, and returns how many snapshots the page
+// polled, or why it never showed the dashboard.
+func (p *page) close() (polls int, err error) {
+	defer func() {
+		p.stop()
+		os.RemoveAll(p.dir)
+	}()
+	if p.loaded == nil {
+		return 0, errors.New("no page was opened")
+	}
+	t := time.AfterFunc(5*time.Second, p.cancel)
+	defer t.Stop()
+	if err := <-p.loaded; err != nil {
+		return 0, fmt.Errorf("the dashboard did not load: %w", err)
+	}
+	p.cancel()
+	ctx, cancel := context.WithTimeout(p.tab, 5*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`performance.getEntriesByType("resource").filter((e) => e.name.includes("/api/snapshot")).length`))
+	if err != nil {
+		return 0, fmt.Errorf("counting the page's polls: %w", err)
+	}
+	return n, nil
+}
