@@ -51,6 +51,7 @@ const (
 	outcomeFailed       = "failed"
 	outcomeDeadLettered = "dead-lettered"
 	outcomeReleased     = "released"
+	outcomeInFlight     = "in flight" // handed out, no outcome yet
 )
 
 // ticket is the token the pipeline carries for a message in place of the source's own.
@@ -105,7 +106,9 @@ func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message
 	}
 }
 
-// own makes the ledger the acknowledger of msgs.
+// own makes the ledger the acknowledger of msgs. A ledger that keeps outcomes notes each
+// message the first time it is handed out, so that the distinct messages can be counted while
+// they are worked on.
 func (l *ledger) own(msgs []flow.Message[sqs.Message]) []flow.Message[sqs.Message] {
 	now := time.Now()
 	for i := range msgs {
@@ -114,7 +117,27 @@ func (l *ledger) own(msgs []flow.Message[sqs.Message]) []flow.Message[sqs.Messag
 			sentAt: m.SentAt, firstRecv: m.FirstReceivedAt, handedOut: now}
 		msgs[i].Acker = l
 	}
+	if l.keep && len(msgs) > 0 {
+		l.mu.Lock()
+		for _, m := range msgs {
+			if _, ok := l.last[m.Data.ID]; !ok {
+				l.last[m.Data.ID] = outcome{kind: outcomeInFlight}
+			}
+		}
+		l.mu.Unlock()
+	}
 	return msgs
+}
+
+// messages returns the number of distinct messages handed out so far; ok is false when the
+// ledger keeps none (a run that is not a drain: its messages are not remembered).
+func (l *ledger) messages() (n int64, ok bool) {
+	if !l.keep {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.last)), true
 }
 
 // Acknowledge records the outcomes and hands them on to the source with its own tokens.
@@ -249,7 +272,7 @@ func (l *ledger) tally() Tally {
 		switch o.kind {
 		case outcomeSucceeded:
 			t.Succeeded++
-		case outcomeReleased:
+		case outcomeReleased, outcomeInFlight: // in flight: none is left once the pipeline has ended
 			t.Released++
 		default:
 			fails[o]++

@@ -41,7 +41,7 @@ type Summary struct {
 func (s Summary) OK() bool { return s.Distinct.Failed() == 0 }
 
 func (s Summary) String() string {
-	msgs := fmt.Sprintf("%d messages received", s.Messages)
+	msgs := fmt.Sprintf("%d deliveries received", s.Messages) // a run that keeps no messages cannot tell them apart
 	if d := s.Distinct; d.Total() > 0 {
 		msgs = fmt.Sprintf("%d messages (%d succeeded", d.Total(), d.Succeeded)
 		if f := d.failures(); f != "" {
@@ -210,6 +210,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	p := flow.New(flow.Config{GracePeriod: cfg.Shutdown, Observer: flow.Observers(observers...)}) // NoWait: no grace, as in flow
 	led := newLedger(src, g, cfg.Drain)
 	led.outcome = outcome
+	t.messages = led.messages
 	msgs := flow.From(p, "sqs", led, flow.SourceOptions{Concurrency: parse.Concurrency})
 	objects := flow.FlatMap(msgs, "parse", st.parseMessage, parse)
 	files := flow.FlatMap(objects, "fetch", fetchFn, fetch)
@@ -379,6 +380,9 @@ func sweep(out *output.Writer, log *slog.Logger) (stop func()) {
 type tally struct {
 	received, objects, failed atomic.Int64
 	fetchers                  atomic.Int64 // downloads in flight allowed now
+	// messages counts the distinct messages received, when the run keeps them (a drain);
+	// nil or false: only deliveries are counted.
+	messages func() (int64, bool)
 }
 
 func (t *tally) Observe(e flow.Event) {

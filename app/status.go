@@ -83,11 +83,24 @@ func (s *StatusLine) start(t *tally, src inFlight, g *gate, began time.Time) (st
 	return func() { close(done); <-ended }
 }
 
-func (s *StatusLine) print(t *tally, src inFlight, g *gate, began time.Time, last bool) {
-	sum := t.summary(time.Since(began))
+// statusText is the status: what was received, what is being worked on and what is done. SQS may
+// deliver a message more than once; the distinct messages are counted where the run keeps
+// them (a drain), and otherwise the count says deliveries, as it is.
+func statusText(t *tally, src inFlight, elapsed time.Duration) string {
+	sum := t.summary(elapsed)
 	st := src.Stats()
-	line := fmt.Sprintf("received %d  in flight %d  done %d  failed %d  %.1f objects/s  fetchers %d  %s",
-		sum.Messages, st.InFlight+st.Held, sum.Objects, sum.Failed, sum.ObjPerSec, t.fetchers.Load(), sum.Elapsed.Round(time.Second))
+	received := fmt.Sprintf("deliveries %d", sum.Messages)
+	if t.messages != nil {
+		if n, ok := t.messages(); ok {
+			received = fmt.Sprintf("messages %d (%d deliveries)", n, sum.Messages)
+		}
+	}
+	return fmt.Sprintf("%s  in flight %d  objects done %d  failures %d  %.1f objects/s  fetchers %d  %s",
+		received, st.InFlight+st.Held, sum.Objects, sum.Failed, sum.ObjPerSec, t.fetchers.Load(), sum.Elapsed.Round(time.Second))
+}
+
+func (s *StatusLine) print(t *tally, src inFlight, g *gate, began time.Time, last bool) {
+	line := statusText(t, src, time.Since(began))
 	if ok, reason := g.Health(); !ok {
 		line += "  PAUSED: " + reason
 	}

@@ -18,15 +18,32 @@ import (
 	"github.com/palleto/palleto/sqs"
 )
 
-// ackRecorder is a message source that hands out nothing and records the outcomes it is given.
+// ackRecorder is a message source that hands out its batches, one receive at a time (none
+// when it has none), then waits for the end; it records the outcomes it is given.
 type ackRecorder struct {
 	mu      sync.Mutex
+	batches [][]sqs.Message
 	results []flow.Result
 }
 
 func (a *ackRecorder) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message], error) {
-	<-ctx.Done()
-	return nil, ctx.Err()
+	a.mu.Lock()
+	if len(a.batches) == 0 {
+		a.mu.Unlock()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	b := a.batches[0][:min(n, len(a.batches[0]))]
+	a.batches[0] = a.batches[0][len(b):]
+	if len(a.batches[0]) == 0 {
+		a.batches = a.batches[1:]
+	}
+	a.mu.Unlock()
+	msgs := make([]flow.Message[sqs.Message], len(b))
+	for i, m := range b {
+		msgs[i] = flow.Message[sqs.Message]{Data: m, Token: m.ID}
+	}
+	return msgs, nil
 }
 
 func (a *ackRecorder) Acknowledge(rs []flow.Result) {
