@@ -58,6 +58,13 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 // waitFor waits, write by write, until a log record with the message msg is written.
 func (s *syncBuffer) waitFor(t *testing.T, msg string) {
 	t.Helper()
+	s.waitForRecords(t, msg, 1)
+}
+
+// waitForRecords waits, write by write, until n log records with the message msg and the
+// attributes kv (key, value, …; values compared as printed) are written.
+func (s *syncBuffer) waitForRecords(t *testing.T, msg string, n int, kv ...string) {
+	t.Helper()
 	timeout := time.After(time.Minute)
 	for {
 		s.mu.Lock()
@@ -66,13 +73,23 @@ func (s *syncBuffer) waitFor(t *testing.T, msg string) {
 		}
 		wrote := s.wrote
 		s.mu.Unlock()
-		if len(s.records(t, msg)) > 0 {
+		got := 0
+		for _, r := range s.records(t, msg) {
+			match := true
+			for i := 0; i+1 < len(kv); i += 2 {
+				match = match && fmt.Sprint(r[kv[i]]) == kv[i+1]
+			}
+			if match {
+				got++
+			}
+		}
+		if got >= n {
 			return
 		}
 		select {
 		case <-wrote:
 		case <-timeout:
-			t.Fatalf("no log record %q within a minute", msg)
+			t.Fatalf("%d of %d log records %q %v within a minute", got, n, msg, kv)
 		}
 	}
 }
@@ -135,6 +152,27 @@ func startServe(t *testing.T, cfg app.ServeConfig) *server {
 	}
 	t.Cleanup(func() { s.stop() })
 	return s
+}
+
+// stopCounts stops s and returns the counts it logged once stopped: by then every job it
+// took has ended and its outcome is counted, which GET /jobs cannot promise while it runs.
+func (s *server) stopCounts(t *testing.T) jobs.Counts {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	rs := s.logs.records(t, "stopped")
+	if len(rs) != 1 {
+		t.Fatalf("%d log records \"stopped\", want 1", len(rs))
+	}
+	n := func(k string) int {
+		v, ok := rs[0][k].(float64)
+		if !ok {
+			t.Fatalf("the \"stopped\" record has no count %q: %v", k, rs[0])
+		}
+		return int(v)
+	}
+	return jobs.Counts{Queued: n("queued"), Done: n("done"), Failed: n("failed"), Dead: n("dead")}
 }
 
 func notification(ids ...string) []byte {
@@ -258,16 +296,9 @@ func TestServeRoutes(t *testing.T) {
 		t.Fatalf("after posting a running id, GET /jobs = %+v", c)
 	}
 	close(rec.hold)
-	rec.wait(t, 2) // c, and a again
-	deadline := time.Now().Add(time.Minute)
-	for counts(t, s.admin).Done < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if c := counts(t, s.admin); c != (jobs.Counts{Done: 4}) {
-		t.Fatalf("GET /jobs at the end = %+v", c)
-	}
-	if err := s.stop(); err != nil {
-		t.Fatal(err)
+	rec.wait(t, 2) // c, and a again: all four have started, and none is held
+	if c := s.stopCounts(t); c != (jobs.Counts{Done: 4}) {
+		t.Fatalf("counts at the end = %+v, want the four runs done", c)
 	}
 }
 
@@ -322,18 +353,10 @@ printf 'no newline'
 `)
 	s := startServe(t, app.ServeConfig{Memory: true, Workers: 1, Exec: []string{sh, "x y"}, MaxAttempts: 1})
 	mustPost(t, s.url, "ok", "bad")
-	deadline := time.Now().Add(time.Minute)
-	for c := counts(t, s.admin); c.Done+c.Dead < 2; c = counts(t, s.admin) {
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs did not finish: %+v", c)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if c := counts(t, s.admin); c != (jobs.Counts{Done: 1, Failed: 1, Dead: 1}) {
-		t.Fatalf("GET /jobs = %+v; want ok done and bad dead", c)
-	}
-	if err := s.stop(); err != nil {
-		t.Fatal(err)
+	s.logs.waitForRecords(t, "job done", 1, "job", "ok")
+	s.logs.waitForRecords(t, "job failed", 1, "job", "bad")
+	if c := s.stopCounts(t); c != (jobs.Counts{Done: 1, Failed: 1, Dead: 1}) {
+		t.Fatalf("counts = %+v; want ok done and bad dead", c)
 	}
 	var got []string
 	for _, r := range s.logs.records(t, "job output") {
@@ -362,18 +385,21 @@ printf 'no newline'
 func TestServeStopsProcessGroups(t *testing.T) {
 	dir := t.TempDir()
 	pids := t.TempDir()
+	// The stubborn job ignores SIGTERM before it starts its child, which inherits that: only
+	// a SIGKILL to the whole group ends the child.
 	sh := script(t, `
+if [ "$1" = stubborn ]; then trap '' TERM; fi
 sleep 600 &
 echo $! > "`+pids+`/$1.child"
-if [ "$1" = stubborn ]; then trap '' TERM; else trap 'echo term > "`+pids+`/$1.term"; kill $!; exit 1' TERM; fi
+if [ "$1" != stubborn ]; then trap 'echo term > "`+pids+`/$1.term"; kill $!; exit 1' TERM; fi
 echo $$ > "`+pids+`/$1.pid"
+echo started
 while :; do wait; done
 `)
 	s := startServe(t, app.ServeConfig{DataDir: dir, Workers: 2, Exec: []string{sh}, ShutdownTimeout: 100 * time.Millisecond, KillDelay: 300 * time.Millisecond})
 	mustPost(t, s.url, "polite", "stubborn")
-	for _, f := range []string{"polite.pid", "stubborn.pid"} {
-		waitFile(t, filepath.Join(pids, f))
-	}
+	// Each job says it has started once its traps are set and its pid files written.
+	s.logs.waitForRecords(t, "job output", 2, "line", "started")
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +408,7 @@ while :; do wait; done
 	}
 	for _, f := range []string{"polite.pid", "polite.child", "stubborn.pid", "stubborn.child"} {
 		pid := readPid(t, filepath.Join(pids, f))
-		if !ended(pid) {
+		if !ended(t, pid, 10*time.Second) {
 			t.Errorf("process %s (%d) is still running after the shutdown", f, pid)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -397,36 +423,6 @@ while :; do wait; done
 	defer q.Close()
 	if c := q.Counts(); c.Queued != 2 || c.Dead != 0 {
 		t.Fatalf("after the shutdown the queue holds %+v; want both jobs queued", c)
-	}
-}
-
-// ended reports whether process pid has ended, allowing a moment for a signal already sent
-// to take effect. A zombie has ended: its parent, the job's shell, is gone.
-func ended(pid int) bool {
-	for range 200 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		if i := bytes.LastIndexByte(b, ')'); i > 0 && bytes.HasPrefix(b[i+1:], []byte(" Z")) {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
-}
-
-func waitFile(t *testing.T, p string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if b, err := os.ReadFile(p); err == nil && bytes.HasSuffix(b, []byte("\n")) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear", p)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -631,7 +627,10 @@ func TestServeSQSFIFO(t *testing.T) {
 			}
 			running[j.ID] = true
 			mu.Unlock()
-			time.Sleep(50 * time.Millisecond) // long enough for the other workers to take a job
+			// A window for the wrong outcome to show: while this run lasts, a second job of
+			// the same id must not start on the other workers. No event marks a start that
+			// must not happen, so the window is a fixed, short time.
+			time.Sleep(50 * time.Millisecond)
 			mu.Lock()
 			running[j.ID] = false
 			mu.Unlock()
@@ -680,6 +679,8 @@ func TestServeSQSDeadJobs(t *testing.T) {
 			return nil
 		}})
 		mustPost(t, s.url, "good", "bad")
+		// The move to the dead-letter queue is SQS's, seen only in its approximate counts:
+		// no event tells when they settle, so they are polled, for a minute at most.
 		deadline := time.Now().Add(time.Minute)
 		var c jobs.Counts
 		for {
