@@ -28,6 +28,9 @@ type Run struct {
 	// PagePolls counts the snapshots that a dashboard held open during the run (exec -page)
 	// polled from the admin listener.
 	PagePolls int `json:"page_polls,omitempty"`
+	// BrowserS is the CPU time that the browser of the page used during the run: on the
+	// same machine, it competes with the run.
+	BrowserS float64 `json:"browser_cpu_s,omitempty"`
 	// Requests counts the requests that went through the proxies, by action
 	// ("ReceiveMessage", "S3.GetObject", …).
 	Requests map[string]int64 `json:"requests"`
@@ -101,8 +104,9 @@ func execCmd(ctx context.Context, args []string) error {
 	}
 	r.WallS = time.Since(began).Seconds()
 	if pg != nil {
-		var perr error
-		if r.PagePolls, perr = pg.close(); perr != nil && err == nil {
+		polls, cpu, perr := pg.close()
+		r.PagePolls, r.BrowserS = polls, cpu.Seconds()
+		if perr != nil && err == nil {
 			r.Error = perr.Error()
 		}
 	}

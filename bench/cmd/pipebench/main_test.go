@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -96,7 +98,7 @@ func TestRounds(t *testing.T) {
 	runs := []Run{
 		{Latency: "0", Side: "palleto", Round: 1, Objects: 100, WallS: 1},
 		{Latency: "0", Side: "palleto --admin-listen {admin}", Round: 1, Objects: 100, WallS: 1.25},
-		{Latency: "0", Side: "page palleto", Round: 1, Objects: 100, WallS: 2, PagePolls: 3},
+		{Latency: "0", Side: "page palleto", Round: 1, Objects: 100, WallS: 2, PagePolls: 3, BrowserS: 1.5},
 		{Latency: "0", Side: "palleto", Round: 2, Objects: 100, WallS: 0.5},
 		{Latency: "0", Side: "palleto --admin-listen {admin}", Round: 2, Objects: 100, WallS: 0.5},
 		{Latency: "0", Side: "page palleto", Round: 2, Objects: 100, WallS: 1, Error: "the dashboard did not load"},
@@ -106,9 +108,9 @@ func TestRounds(t *testing.T) {
 	writeRounds(&buf, runs, "palleto")
 	for _, want := range []string{
 		"| 0 | palleto --admin-listen {admin} | 140 | 0.93× |", // medians 140 and 150: the ratio of the medians
-		"| 0 | palleto | 100, 200 | – | – |",
-		"| 0 | palleto --admin-listen {admin} | 80 (0.80×), 200 (1.00×) | 0.80–1.00 | – |",
-		"| 0 | page palleto | 50 (0.50×), – | 0.50–0.50 | 3 |",
+		"| 0 | palleto | 100, 200 | – | – | – |",
+		"| 0 | palleto --admin-listen {admin} | 80 (0.80×), 200 (1.00×) | 0.80–1.00 | – | – |",
+		"| 0 | page palleto | 50 (0.50×), – | 0.50–0.50 | 3 | 1.50 |",
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("no %q in:\n%s", want, buf.String())
@@ -123,5 +125,19 @@ func TestWithAdmin(t *testing.T) {
 	}
 	if argv, ok := withAdmin([]string{"palleto", "run"}, "127.0.0.1:4321"); ok || strings.Join(argv, " ") != "palleto run" {
 		t.Errorf("without the placeholder: %q, %v", argv, ok)
+	}
+}
+
+// treeCPU counts the CPU time of a process and its children: this test's process comes to
+// use some, and a process that does not exist has none.
+func TestTreeCPU(t *testing.T) {
+	deadline := time.Now().Add(30 * time.Second)
+	for treeCPU(os.Getpid()) <= 0 { // reading /proc uses CPU: a tick comes
+		if time.Now().After(deadline) {
+			t.Fatal("treeCPU of this process stays 0")
+		}
+	}
+	if got := treeCPU(1 << 30); got != 0 {
+		t.Errorf("treeCPU of no process = %v", got)
 	}
 }

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,14 +45,18 @@ func withAdmin(argv []string, addr string) ([]string, bool) {
 }
 
 // page is a dashboard held open in a headless Chromium during a run. The browser starts
-// before the command, so that its start-up is not in the run; the page is loaded as soon as
-// the admin listener takes connections, and polls the API every second as a user's would.
+// before the command, with a blank page of 127.0.0.1 loaded (so that the renderer of that
+// site runs already, as in a browser where the dashboard was open before), so that its
+// start-up is not in the run; the dashboard is loaded as soon as the admin listener takes
+// connections, and polls the API every second as a user's would.
 type page struct {
 	tab    context.Context
 	stop   func()
 	dir    string
 	cancel context.CancelFunc
 	loaded chan error // the outcome of the load, once known
+	pid    int        // the browser's
+	cpu0   time.Duration
 }
 
 func startPage(ctx context.Context) (*page, error) {
@@ -64,7 +73,65 @@ func startPage(ctx context.Context) (*page, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &page{tab: tab, stop: stop, dir: dir}, nil
+	p := &page{tab: tab, stop: stop, dir: dir}
+	blank := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "<!doctype html><title>blank</title>")
+	}))
+	err = chromedp.Do(tab, chromedp.Navigate(blank.URL))
+	blank.Close()
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("a blank page of 127.0.0.1: %w", err)
+	}
+	if proc := chromedp.FromContext(tab).Browser.Process(); proc != nil {
+		p.pid = proc.Pid
+		p.cpu0 = treeCPU(p.pid)
+	}
+	return p, nil
+}
+
+// treeCPU is the CPU time (user and system) that the process pid and its descendants have
+// used, from /proc; 0 where there is none.
+func treeCPU(pid int) time.Duration {
+	const tick = 10 * time.Millisecond // USER_HZ on Linux
+	type proc struct {
+		ppid  int
+		ticks int64
+	}
+	procs := map[int]proc{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		id, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid … utime stime: fields 4, 14 and 15; comm may hold spaces.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		procs[id] = proc{ppid, ut + st}
+	}
+	var sum int64
+	for id, p := range procs {
+		for a := id; a > 1; a = procs[a].ppid {
+			if a == pid {
+				sum += p.ticks
+				break
+			}
+			if _, ok := procs[a]; !ok {
+				break
+			}
+		}
+	}
+	return time.Duration(sum) * tick
 }
 
 // open loads the dashboard at addr once something listens there, until close.
@@ -96,26 +163,30 @@ func (p *page) open(addr string) {
 }
 
 // close waits a little for a load under way, and returns how many snapshots the page
-// polled, or why it never showed the dashboard.
-func (p *page) close() (polls int, err error) {
+// polled and the CPU time the browser used since it was started, or why it never showed
+// the dashboard.
+func (p *page) close() (polls int, cpu time.Duration, err error) {
+	if p.pid != 0 {
+		cpu = treeCPU(p.pid) - p.cpu0
+	}
 	defer func() {
 		p.stop()
 		os.RemoveAll(p.dir)
 	}()
 	if p.loaded == nil {
-		return 0, errors.New("no page was opened")
+		return 0, cpu, errors.New("no page was opened")
 	}
 	t := time.AfterFunc(5*time.Second, p.cancel)
 	defer t.Stop()
 	if err := <-p.loaded; err != nil {
-		return 0, fmt.Errorf("the dashboard did not load: %w", err)
+		return 0, cpu, fmt.Errorf("the dashboard did not load: %w", err)
 	}
 	p.cancel()
 	ctx, cancel := context.WithTimeout(p.tab, 5*time.Second)
 	defer cancel()
 	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`performance.getEntriesByType("resource").filter((e) => e.name.includes("/api/snapshot")).length`))
 	if err != nil {
-		return 0, fmt.Errorf("counting the page's polls: %w", err)
+		return 0, cpu, fmt.Errorf("counting the page's polls: %w", err)
 	}
-	return n, nil
+	return n, cpu, nil
 }

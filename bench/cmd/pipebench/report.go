@@ -127,13 +127,14 @@ func writeRounds(w io.Writer, runs []Run, base string) {
 			ops[key{r.Latency, r.Side, r.Round}] = float64(r.Objects) / r.WallS
 		}
 	}
-	fmt.Fprintf(w, "| round trip | side | objects/s by round (vs %s of the round) | ratio min–max | page polls |\n", base)
-	fmt.Fprintln(w, "|---|---|---|---|---|")
-	polls := map[key][]float64{}
+	fmt.Fprintf(w, "| round trip | side | objects/s by round (vs %s of the round) | ratio min–max | page polls | browser CPU s |\n", base)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	polls, browserS := map[key][]float64{}, map[key][]float64{}
 	for _, r := range runs {
 		if r.Error == "" {
 			k := key{r.Latency, r.Side, 0}
 			polls[k] = append(polls[k], float64(r.PagePolls))
+			browserS[k] = append(browserS[k], r.BrowserS)
 		}
 	}
 	for _, k := range sides {
@@ -156,11 +157,14 @@ func writeRounds(w io.Writer, runs []Run, base string) {
 		if len(ratios) > 0 {
 			spread = fmt.Sprintf("%.2f–%.2f", slices.Min(ratios), slices.Max(ratios))
 		}
-		p := "–"
+		p, b := "–", "–"
 		if m := median(polls[k]); m > 0 {
 			p = fmt.Sprintf("%.0f", m)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", k.lat, k.side, strings.Join(cells, ", "), spread, p)
+		if m := median(browserS[k]); m > 0 {
+			b = fmt.Sprintf("%.2f", m)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", k.lat, k.side, strings.Join(cells, ", "), spread, p, b)
 	}
 }
 
