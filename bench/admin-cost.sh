@@ -2,7 +2,7 @@
 # Measures what the admin listener costs `palleto run --drain`: bench/pipeline.sh
 # on the same generated objects (N, one S3 notification each, a fresh queue per
 # run, the embedded SQS and S3 on 127.0.0.1), three sides per round, one after
-# the other in each round:
+# the other, each round starting with the next side (ORDER=rotate):
 #
 #   palleto                              no admin listener
 #   palleto --admin-listen {admin}       the admin listener on 127.0.0.1, nothing attached
@@ -22,6 +22,6 @@
 # cost includes its rendering.
 set -euo pipefail
 export SIDES="palleto;palleto --admin-listen {admin};page palleto --admin-listen {admin}"
-export BASE=palleto
+export BASE=palleto ORDER=rotate
 export LATENCIES=${LATENCIES:-0}
 exec "$(dirname "$0")/pipeline.sh"

@@ -19,6 +19,8 @@
 #                          a headless Chromium ("page palleto --admin-listen {admin}")
 #   BASE=loop              the side the others are compared with; any other
 #                          adds a table by round (how noisy the ratios are)
+#   ORDER=fixed            or rotate: round r starts with side r (mod the
+#                          sides), so that no side always runs first
 #   BACKEND=local         or fauxqs (needs Node.js)
 #   KEEP=DIR               keep the binaries, the JSON lines and the logs in DIR
 #
@@ -85,7 +87,12 @@ for lat in $latencies; do
 	export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 	for ((r = 1; r <= runs; r++)); do
-		for side in "${side_list[@]}"; do
+		for ((i = 0; i < ${#side_list[@]}; i++)); do
+			j=$i
+			if [[ ${ORDER:-fixed} == rotate ]]; then
+				j=$(((i + r - 1) % ${#side_list[@]}))
+			fi
+			side=${side_list[$j]}
 			q=$((q + 1))
 			url=$("$pb" notify -sqs "$(field direct_sqs)" -queue "bench-$q" -bucket bench -n "$n")
 			out=$work/out-$q
