@@ -142,7 +142,7 @@ func TestDashboardRun(t *testing.T) {
 		return attrInt(t, ctx, `g.node[data-stage="write"]`, "data-done") >= first+10
 	})
 	eventually(t, ctx, "the missing object's failure", func() bool {
-		return jsBool(t, ctx, `[...document.querySelectorAll('#failures-table tbody tr')].some(r => r.textContent.includes('missing/object.log') && r.textContent.includes('retried within'))`)
+		return jsBool(t, ctx, `[...document.querySelectorAll('#failures-table tbody tr')].some(r => r.textContent.includes('missing/object.log') && r.textContent.includes('retried within 200ms (receive 1 of 3, then dead-lettered)'))`)
 	})
 	if !jsBool(t, ctx, `document.querySelectorAll('#charts .chart').length >= 4`) {
 		t.Error("fewer than four charts")
