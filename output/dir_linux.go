@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // resultDir is an open directory of result files. On Linux its files are created, written,
@@ -15,10 +17,9 @@ import (
 // separator) and are opened with O_NOFOLLOW, so nothing escapes the directory, which was
 // itself opened through the Writer's os.Root.
 type resultDir struct {
-	root  *os.Root
-	f     *os.File // held open for fd
-	fd    int
-	group groupSync
+	root *os.Root
+	f    *os.File // held open for fd
+	fd   int
 }
 
 func openResultDir(root *os.Root, rel string) (*resultDir, error) {
@@ -42,9 +43,15 @@ func (d *resultDir) close() error {
 	return err
 }
 
-// writeTemp creates a temporary file in d holding data, synced and closed, and returns its
-// name. On error nothing is left behind.
-func (d *resultDir) writeTemp(data []byte, step func(string) error) (_ string, err error) {
+// tempFile is a temporary result file, written and still open so that it can be synced.
+type tempFile struct {
+	name string
+	fd   int
+}
+
+// writeTemp creates a temporary file in d holding data, and returns it open. On error nothing
+// is left behind.
+func (d *resultDir) writeTemp(data []byte, step func(string) error) (_ tempFile, err error) {
 	var name string
 	fd := -1
 	for range 10000 {
@@ -55,19 +62,17 @@ func (d *resultDir) writeTemp(data []byte, step func(string) error) (_ string, e
 		}
 	}
 	if err != nil {
-		return "", &os.PathError{Op: "create", Path: name, Err: err}
+		return tempFile{}, &os.PathError{Op: "create", Path: name, Err: err}
 	}
-	open := true
+	t := tempFile{name: name, fd: fd}
 	defer func() {
 		if err != nil {
-			if open {
-				syscall.Close(fd)
-			}
+			t.close()
 			d.remove(name)
 		}
 	}()
 	if err := step("write"); err != nil {
-		return "", err
+		return tempFile{}, err
 	}
 	for rest := data; len(rest) > 0; {
 		n, err := syscall.Write(fd, rest)
@@ -75,24 +80,28 @@ func (d *resultDir) writeTemp(data []byte, step func(string) error) (_ string, e
 			continue
 		}
 		if err != nil {
-			return "", &os.PathError{Op: "write", Path: name, Err: err}
+			return tempFile{}, &os.PathError{Op: "write", Path: name, Err: err}
 		}
 		rest = rest[n:]
 	}
-	if err := step("sync"); err != nil {
-		return "", err
+	return t, nil
+}
+
+// syncItem is the file's data, to be made durable.
+func (t tempFile) syncItem() commitItem {
+	return commitItem{key: t.fd, sync: func() error {
+		if err := fsync(t.fd); err != nil {
+			return &os.PathError{Op: "sync", Path: t.name, Err: err}
+		}
+		return nil
+	}}
+}
+
+func (t tempFile) close() error {
+	if err := syscall.Close(t.fd); err != nil {
+		return &os.PathError{Op: "close", Path: t.name, Err: err}
 	}
-	if err := fsync(fd); err != nil {
-		return "", &os.PathError{Op: "sync", Path: name, Err: err}
-	}
-	if err := step("close"); err != nil {
-		return "", err
-	}
-	open = false
-	if err := syscall.Close(fd); err != nil {
-		return "", &os.PathError{Op: "close", Path: name, Err: err}
-	}
-	return name, nil
+	return nil
 }
 
 func (d *resultDir) rename(from, to string) error {
@@ -106,14 +115,56 @@ func (d *resultDir) remove(name string) {
 	syscall.Unlinkat(d.fd, name)
 }
 
-// syncDir makes the renames done in d so far durable.
-func (d *resultDir) syncDir() error {
-	return d.group.sync(func() error {
+// syncItem is the directory's entries, to be made durable.
+func (d *resultDir) syncItem() commitItem {
+	return commitItem{key: d, sync: func() error {
 		if err := fsync(d.fd); err != nil {
 			return &os.PathError{Op: "sync", Path: ".", Err: err}
 		}
 		return nil
-	})
+	}}
+}
+
+// wholeSync returns a function that syncs the whole file system that holds dir, with syncfs,
+// or nil where syncfs does not report write errors (Linux before 5.8): there, a result could
+// be reported written although its data never reached the disk.
+func wholeSync(dir *os.File) func() error {
+	if !kernelAtLeast(5, 8) {
+		return nil
+	}
+	rc, err := dir.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return func() error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			for {
+				serr = unix.Syncfs(int(fd))
+				if !errors.Is(serr, unix.EINTR) {
+					return
+				}
+			}
+		}); err != nil {
+			return err
+		}
+		switch {
+		case serr == nil:
+			return nil
+		case errors.Is(serr, unix.ENOSYS), errors.Is(serr, unix.EPERM), errors.Is(serr, unix.EACCES):
+			return errNoWholeSync
+		}
+		return &os.PathError{Op: "syncfs", Path: dir.Name(), Err: serr}
+	}
+}
+
+// kernelAtLeast reports whether the running Linux kernel's version is major.minor or later.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	return releaseAtLeast(unix.ByteSliceToString(u.Release[:]), major, minor)
 }
 
 func fsync(fd int) error {

@@ -13,8 +13,7 @@ import (
 
 // resultDir is an open directory of result files, used through os.Root.
 type resultDir struct {
-	root  *os.Root
-	group groupSync
+	root *os.Root
 }
 
 func openResultDir(root *os.Root, rel string) (*resultDir, error) {
@@ -27,9 +26,15 @@ func openResultDir(root *os.Root, rel string) (*resultDir, error) {
 
 func (d *resultDir) close() error { return d.root.Close() }
 
-// writeTemp creates a temporary file in d holding data, synced and closed, and returns its
-// name. On error nothing is left behind.
-func (d *resultDir) writeTemp(data []byte, step func(string) error) (_ string, err error) {
+// tempFile is a temporary result file, written and still open so that it can be synced.
+type tempFile struct {
+	name string
+	f    *os.File
+}
+
+// writeTemp creates a temporary file in d holding data, and returns it open. On error nothing
+// is left behind.
+func (d *resultDir) writeTemp(data []byte, step func(string) error) (_ tempFile, err error) {
 	var name string
 	var f *os.File
 	for range 10000 {
@@ -40,44 +45,37 @@ func (d *resultDir) writeTemp(data []byte, step func(string) error) (_ string, e
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("cannot create a temporary file: %w", err)
+		return tempFile{}, fmt.Errorf("cannot create a temporary file: %w", err)
 	}
-	open := true
 	defer func() {
 		if err != nil {
-			if open {
-				f.Close()
-			}
+			f.Close()
 			d.remove(name)
 		}
 	}()
 	if err := step("write"); err != nil {
-		return "", err
+		return tempFile{}, err
 	}
 	if _, err := f.Write(data); err != nil {
-		return "", err
+		return tempFile{}, err
 	}
-	if err := step("sync"); err != nil {
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		return "", err
-	}
-	if err := step("close"); err != nil {
-		return "", err
-	}
-	open = false
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return name, nil
+	return tempFile{name: name, f: f}, nil
 }
+
+// syncItem is the file's data, to be made durable.
+func (t tempFile) syncItem() commitItem { return commitItem{key: t.f, sync: t.f.Sync} }
+
+func (t tempFile) close() error { return t.f.Close() }
 
 func (d *resultDir) rename(from, to string) error { return d.root.Rename(from, to) }
 
 func (d *resultDir) remove(name string) { d.root.Remove(name) }
 
-// syncDir makes the renames done in d so far durable.
-func (d *resultDir) syncDir() error {
-	return d.group.sync(func() error { return syncDir(d.root, ".") })
+// syncItem is the directory's entries, to be made durable.
+func (d *resultDir) syncItem() commitItem {
+	return commitItem{key: d, sync: func() error { return syncDir(d.root, ".") }}
 }
+
+// wholeSync returns nil: only Linux syncs a whole file system with a call that reports
+// write errors.
+func wholeSync(*os.File) func() error { return nil }

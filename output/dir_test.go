@@ -1,37 +1,39 @@
 package output
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 )
 
-// TestGroupSyncShares checks the group commit: writers that ask while a sync runs share the
-// next one, which starts after they asked; none is answered by a sync that began before it.
-func TestGroupSyncShares(t *testing.T) {
+// TestCommitRoundsShare checks the group commit: writes that ask while a round runs share
+// the next one, which starts after they asked; none is answered by a round that began before
+// it.
+func TestCommitRoundsShare(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var g groupSync
+		var c commits
 		var calls atomic.Int32
 		release := make(chan struct{})
-		var began sync.Map // caller → calls when it began
-		do := func() error {
+		item := commitItem{key: "dir", sync: func() error {
 			calls.Add(1)
 			<-release
 			return nil
-		}
+		}}
+		var began sync.Map // write → calls when it began
 		var wg sync.WaitGroup
 		ended := make([]int32, 4)
 		wg.Go(func() {
 			began.Store(0, calls.Load())
-			g.sync(do)
+			c.sync(item)
 			ended[0] = calls.Load()
 		})
-		synctest.Wait() // the first sync runs
+		synctest.Wait() // the first round runs
 		for i := 1; i < 4; i++ {
 			wg.Go(func() {
 				began.Store(i, calls.Load())
-				g.sync(do)
+				c.sync(item)
 				ended[i] = calls.Load()
 			})
 		}
@@ -52,10 +54,164 @@ func TestGroupSyncShares(t *testing.T) {
 		for i := 1; i < 4; i++ {
 			b, _ := began.Load(i)
 			if ended[i] <= b.(int32) {
-				t.Errorf("writer %d was answered by a sync that began before it asked", i)
+				t.Errorf("write %d was answered by a round that began before it asked", i)
 			}
 		}
 	})
+}
+
+// TestCommitRunnerLeavesAfterItsRound checks that the write that ran a round returns when its
+// round ends, while the next round, opened by another write, runs.
+func TestCommitRunnerLeavesAfterItsRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var c commits
+		release := make(chan struct{})
+		item := func(key string) commitItem {
+			return commitItem{key: key, sync: func() error { <-release; return nil }}
+		}
+		first, second := make(chan struct{}), make(chan struct{})
+		go func() { c.sync(item("a")); close(first) }()
+		synctest.Wait()
+		go func() { c.sync(item("b")); close(second) }()
+		synctest.Wait()
+		release <- struct{}{} // round one ends; round two starts and blocks
+		synctest.Wait()
+		select {
+		case <-first:
+		default:
+			t.Fatal("the first write still waits while the round after its own runs")
+		}
+		select {
+		case <-second:
+			t.Fatal("the second write returned before its round ran")
+		default:
+		}
+		release <- struct{}{}
+		<-second
+	})
+}
+
+// TestCommitSyncsWholeFileSystem checks that a round of wholeMin distinct items or more makes
+// one whole-file-system sync, that smaller rounds sync each distinct item once, and that a
+// refused whole sync falls back to the items, for good.
+func TestCommitSyncsWholeFileSystem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var wholes, items atomic.Int32
+		var refuse atomic.Bool
+		c := commits{whole: func() error {
+			wholes.Add(1)
+			if refuse.Load() {
+				return errNoWholeSync
+			}
+			return nil
+		}}
+		hold := make(chan struct{})
+		blocker := commitItem{key: "blocker", sync: func() error { <-hold; return nil }}
+		// roundOf runs one round holding the given keys, behind a round that blocks.
+		roundOf := func(keys ...string) {
+			t.Helper()
+			var wg sync.WaitGroup
+			wg.Go(func() { c.sync(blocker) })
+			synctest.Wait()
+			for _, k := range keys {
+				wg.Go(func() {
+					if err := c.sync(commitItem{key: k, sync: func() error { items.Add(1); return nil }}); err != nil {
+						t.Errorf("sync %s: %v", k, err)
+					}
+				})
+			}
+			synctest.Wait()
+			hold <- struct{}{}
+			wg.Wait()
+		}
+
+		roundOf("a", "a", "b")
+		if w, i := wholes.Swap(0), items.Swap(0); w != 0 || i != 2 {
+			t.Errorf("two distinct items: %d whole syncs, %d item syncs; want 0 and 2", w, i)
+		}
+		roundOf("a", "b", "c", "c")
+		if w, i := wholes.Swap(0), items.Swap(0); w != 1 || i != 0 {
+			t.Errorf("three distinct items: %d whole syncs, %d item syncs; want 1 and 0", w, i)
+		}
+		refuse.Store(true)
+		roundOf("a", "b", "c")
+		if w, i := wholes.Swap(0), items.Swap(0); w != 1 || i != 3 {
+			t.Errorf("whole sync refused: %d whole syncs, %d item syncs; want 1 and 3", w, i)
+		}
+		roundOf("a", "b", "c")
+		if w, i := wholes.Swap(0), items.Swap(0); w != 0 || i != 3 {
+			t.Errorf("after a refusal: %d whole syncs, %d item syncs; want 0 and 3", w, i)
+		}
+	})
+}
+
+// TestCommitErrorsReachTheirItems checks that an item's failed sync fails the writes of that
+// item only, and that a failed whole sync fails every write of its round.
+func TestCommitErrorsReachTheirItems(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bad := errors.New("EIO")
+		var wholeErr atomic.Pointer[error]
+		c := commits{whole: func() error {
+			if p := wholeErr.Load(); p != nil {
+				return *p
+			}
+			return nil
+		}}
+		hold := make(chan struct{})
+		blocker := commitItem{key: "blocker", sync: func() error { <-hold; return nil }}
+		run := func(items map[string]error) map[string]error {
+			var mu sync.Mutex
+			got := map[string]error{}
+			var wg sync.WaitGroup
+			wg.Go(func() { c.sync(blocker) })
+			synctest.Wait()
+			for k, err := range items {
+				wg.Go(func() {
+					e := c.sync(commitItem{key: k, sync: func() error { return err }})
+					mu.Lock()
+					got[k] = e
+					mu.Unlock()
+				})
+			}
+			synctest.Wait()
+			hold <- struct{}{}
+			wg.Wait()
+			return got
+		}
+		got := run(map[string]error{"good": nil, "bad": bad})
+		if got["good"] != nil || !errors.Is(got["bad"], bad) {
+			t.Errorf("item syncs: got %v, want only bad to fail", got)
+		}
+		wholeErr.Store(&bad)
+		got = run(map[string]error{"a": nil, "b": nil, "c": nil})
+		for k, err := range got {
+			if !errors.Is(err, bad) {
+				t.Errorf("whole sync failed but write %s got %v", k, err)
+			}
+		}
+	})
+}
+
+func TestReleaseAtLeast(t *testing.T) {
+	for _, c := range []struct {
+		release string
+		want    bool
+	}{
+		{"5.8.0", true},
+		{"5.7.19", false},
+		{"5.10.0-28-amd64", true},
+		{"6.1.0", true},
+		{"4.19.0", false},
+		{"5.8-rc1", true},
+		{"5.08", true},
+		{"", false},
+		{"five.eight", false},
+		{"5", false},
+	} {
+		if got := releaseAtLeast(c.release, 5, 8); got != c.want {
+			t.Errorf("releaseAtLeast(%q, 5, 8) = %v, want %v", c.release, got, c.want)
+		}
+	}
 }
 
 // TestWriterKeepsDirectoriesOpen checks that results in one directory share its descriptor,

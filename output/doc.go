@@ -48,7 +48,12 @@
 //
 // [Writer.Write] writes a result to a temporary file in the target directory, syncs it,
 // renames it over the result file and syncs the directory, so that a reader sees either the
-// old result or the new one, and a result that was reported written survives a crash. On
+// old result or the new one, and a result that was reported written survives a crash. The
+// syncs of concurrent writes are shared (group commit): a write waits for a round of syncs
+// that began after it asked, and a round syncs each file and directory it holds once. On
+// Linux 5.8 and later, a round of three or more makes one syncfs call for the file system
+// instead, which writes out everything pending on it (other files too) and reports any write
+// error since the Writer was opened; a write error fails every write of the round. On
 // error the temporary file is removed; only a crash can leave one behind (".palleto-*.tmp",
 // safe to delete), and [Writer.Sweep] removes those (palleto run does at start). Before writing it reads the result already there:
 //

@@ -92,6 +92,8 @@ type Writer struct {
 	closed bool
 	dirMu  sync.Mutex
 	dirs   map[string]*resultDir // open directories by relative path ("" for the top)
+	// commits makes the temporary files and renames of concurrent writes durable together.
+	commits commits
 
 	// fail, set by tests only, makes the write fail at the named step.
 	fail func(step string) error
@@ -118,7 +120,9 @@ func NewWriter(dir string) (*Writer, error) {
 		d.Close()
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	return &Writer{dir: dir, root: root, lockFile: d, lockErr: lockErr, dirs: map[string]*resultDir{}}, nil
+	w := &Writer{dir: dir, root: root, lockFile: d, lockErr: lockErr, dirs: map[string]*resultDir{}}
+	w.commits.whole = wholeSync(d)
+	return w, nil
 }
 
 // Unlocked reports why the directory could not be locked (some network file systems cannot),
@@ -276,26 +280,39 @@ func (w *Writer) mkdir(parent, dir string) error {
 	return syncDir(w.root, parent)
 }
 
-// replace writes data to a temporary file in dir and renames it to name, then syncs the
-// directory. The temporary file never outlives a failed call.
+// replace writes data to a temporary file in dir, makes it durable, renames it to name and
+// makes the rename durable; the syncs are shared with concurrent writes (see commits). The
+// temporary file never outlives a failed call.
 func (w *Writer) replace(dir *resultDir, name string, data []byte) error {
 	tmp, err := dir.writeTemp(data, w.step)
 	if err != nil {
 		return err
 	}
-	if err := w.step("rename"); err != nil {
-		dir.remove(tmp)
-		return err
+	err = w.step("sync")
+	if err == nil {
+		err = w.commits.sync(tmp.syncItem())
 	}
-	if err := dir.rename(tmp, name); err != nil {
-		dir.remove(tmp)
+	if err == nil {
+		err = w.step("close")
+	}
+	if cerr := tmp.close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = w.step("rename")
+	}
+	if err == nil {
+		err = dir.rename(tmp.name, name)
+	}
+	if err != nil {
+		dir.remove(tmp.name)
 		return err
 	}
 	// The rename is done: the new result is in place whatever happens next.
 	if err := w.step("syncdir"); err != nil {
 		return err
 	}
-	return dir.syncDir()
+	return w.commits.sync(dir.syncItem())
 }
 
 func (w *Writer) step(name string) error {

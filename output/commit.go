@@ -1,0 +1,144 @@
+package output
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// wholeMin is the number of distinct items from which a round syncs the whole file system
+// (where the Writer can) rather than each item: below it, a file's or a directory's own
+// fsync writes out less.
+const wholeMin = 3
+
+// errNoWholeSync is returned by a whole-file-system sync that the system refuses (an old
+// kernel, a sandbox that filters the call): the Writer falls back to syncing each item.
+var errNoWholeSync = errors.New("output: the file system cannot be synced as a whole here")
+
+// commits makes durable what writes have put on disk (a temporary file's data, a directory's
+// new entries) in rounds shared by concurrent writes: group commit. A write asks for one item
+// and returns once a round that began after it asked has made the item durable.
+//
+// A round syncs each distinct item once. Where the Writer can sync its whole file system with
+// one call that reports write errors (Linux's syncfs, since 5.8), a round of wholeMin items or
+// more makes that one call instead, and pays for one flush of the device rather than one per
+// item; that call also writes out other files' pending data on the same file system.
+//
+// The write that opens a round runs it, after the round before has ended; writes that arrive
+// meanwhile join it. So rounds never overlap, no write waits for more than the round running
+// when it asked and its own, and no write runs a round for others after its own has ended.
+type commits struct {
+	mu      sync.Mutex
+	running *round // nil when no round runs
+	next    *round // the round that writes join while one runs; nil when none has asked
+	// whole syncs the whole file system, or is nil where that is not possible. Guarded by mu.
+	whole func() error
+}
+
+// commitItem is something to make durable. Items with equal keys are synced once per round.
+type commitItem struct {
+	key  any
+	sync func() error
+}
+
+type round struct {
+	items []*pending
+	done  chan struct{}
+}
+
+type pending struct {
+	item commitItem
+	err  error
+}
+
+// sync returns once item has been made durable by a round that began after the call, with
+// that round's error for it.
+func (c *commits) sync(item commitItem) error {
+	p := &pending{item: item}
+	c.mu.Lock()
+	if r := c.next; r != nil {
+		r.items = append(r.items, p)
+		c.mu.Unlock()
+		<-r.done
+		return p.err
+	}
+	r := &round{items: []*pending{p}, done: make(chan struct{})}
+	prev := c.running
+	if prev == nil {
+		c.running = r
+	} else {
+		c.next = r
+	}
+	c.mu.Unlock()
+
+	if prev != nil {
+		<-prev.done
+		c.mu.Lock()
+		c.next, c.running = nil, r // closed to late comers: they open the round after it
+		c.mu.Unlock()
+	}
+	c.run(r.items) // r.items no longer changes: nothing joins a running round
+	c.mu.Lock()
+	if c.running == r {
+		c.running = nil
+	}
+	c.mu.Unlock()
+	close(r.done)
+	return p.err
+}
+
+// run syncs the items of one round and sets each one's error.
+func (c *commits) run(items []*pending) {
+	distinct := make(map[any][]*pending, len(items))
+	order := make([]commitItem, 0, len(items))
+	for _, p := range items {
+		if _, ok := distinct[p.item.key]; !ok {
+			order = append(order, p.item)
+		}
+		distinct[p.item.key] = append(distinct[p.item.key], p)
+	}
+	c.mu.Lock()
+	whole := c.whole
+	c.mu.Unlock()
+	if whole != nil && len(order) >= wholeMin {
+		err := whole()
+		if !errors.Is(err, errNoWholeSync) {
+			for _, p := range items {
+				p.err = err
+			}
+			return
+		}
+		c.mu.Lock()
+		c.whole = nil
+		c.mu.Unlock()
+	}
+	for _, it := range order {
+		err := it.sync()
+		for _, p := range distinct[it.key] {
+			p.err = err
+		}
+	}
+}
+
+// releaseAtLeast reports whether a kernel release string ("6.1.0-13-amd64", "5.8.0") names
+// version major.minor or later. A string it cannot read is not.
+func releaseAtLeast(release string, major, minor int) bool {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err := strconv.Atoi(parts[0])
+	if err != nil {
+		return false
+	}
+	digits := strings.IndexFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' })
+	if digits < 0 {
+		digits = len(parts[1])
+	}
+	mi, err := strconv.Atoi(parts[1][:digits])
+	if err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
