@@ -1,9 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,10 +13,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 
 	"github.com/palleto/palleto/sqs"
@@ -50,6 +54,42 @@ func pooledHTTPClient() *awshttp.BuildableClient {
 		tr.MaxIdleConns = max(tr.MaxIdleConns, 2*maxConnsIdle)
 		tr.MaxIdleConnsPerHost = maxConnsIdle
 	})
+}
+
+// newSQSClient is the SQS client of run and serve. With a timeout, every request ends within
+// it (a pooled client of its own); without, the configuration's client serves. Either way,
+// each request's body is its own (ownBodies).
+func newSQSClient(awsCfg aws.Config, timeout time.Duration) *awssqs.Client {
+	return awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
+		if timeout > 0 {
+			o.HTTPClient = pooledHTTPClient().WithTimeout(timeout)
+		}
+		o.HTTPClient = ownBodies{o.HTTPClient}
+	})
+}
+
+// ownBodies hands net/http a copy of each request's body. The SDK closes the body it built as
+// soon as Do returns, and net/http may still be reading it then (the last read, that finds its
+// end) when the answer came first, as it does from a fast endpoint: that read fails, net/http
+// closes the connection under the answer being read, and the SDK retries the call. For a
+// ReceiveMessage the messages of the lost answer are gone until their visibility timeout
+// ends: a drain run then waits for them. SQS requests are small JSON documents; a copy costs
+// little.
+type ownBodies struct{ next awssqs.HTTPClient }
+
+func (c ownBodies) Do(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return c.next.Do(r)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	r2 := r.Clone(r.Context())
+	r2.ContentLength = int64(len(body))
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return c.next.Do(r2)
 }
 
 // checkQueue makes the start-up check of an SQS source: credentials that cannot be found, or

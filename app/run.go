@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/palleto/palleto/admin"
@@ -101,9 +99,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	// Every SQS request ends within the long-poll wait plus the request timeout: an endpoint
 	// that accepts a connection and never answers is a failure, retried and counted, never a
 	// hang.
-	sqsClient := awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
-		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(max(cfg.WaitTime, 0) + cfg.RequestTimeout)
-	})
+	sqsClient := newSQSClient(awsCfg, max(cfg.WaitTime, 0)+cfg.RequestTimeout)
 	sqsCfg := cfg.sqsConfig()
 	src, err := sqs.New(sqsClient, sqsCfg)
 	if err != nil {
@@ -415,7 +411,7 @@ func newS3(awsCfg aws.Config, requestTimeout time.Duration) object.Getter {
 		// An object stored without a checksum (any object of an S3-compatible store, or
 		// uploaded without one) is not an event worth a log line per download.
 		o.DisableLogOutputChecksumValidationSkipped = true
-		o.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		o.HTTPClient = pooledHTTPClient().WithTransportOptions(func(tr *http.Transport) {
 			tr.ResponseHeaderTimeout = requestTimeout
 		})
 	})

@@ -70,7 +70,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 	if err != nil {
 		return err
 	}
-	client := awssqs.NewFromConfig(awsCfg)
+	client := newSQSClient(awsCfg, 0)
 	src, err := sqs.New(client, sqs.Config{
 		QueueURL: cfg.QueueURL,
 		WaitTime: cfg.WaitTime,
