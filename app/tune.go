@@ -161,7 +161,7 @@ func meteredFetch(fetch func(context.Context, objectJob) ([]*fetched, error), m 
 	}
 }
 
-// writeWorkers is the concurrency of the write stage. Each result is synced on its own
-// before its message is acknowledged; with many written at once, the file system commits
-// their syncs together, and the output.Writer shares the directory syncs.
-const writeWorkers = 16
+// writeWorkers is the concurrency of the write stage. Each result is durable before its
+// message is acknowledged; the output.Writer makes the results written at once durable
+// together, in rounds, so that the more wait, the fewer syncs each costs.
+const writeWorkers = 64
