@@ -152,8 +152,8 @@ func retryNext(receiveCount int, err error, retry *backoff.Policy, dlqURL string
 
 // redrivePolicy reads the queue's redrive policy at start-up; nil, with a warning, when it
 // cannot be read.
-func redrivePolicy(ctx context.Context, client *awssqs.Client, queueURL string, log *slog.Logger) *sqs.Redrive {
-	rp, err := sqs.RedrivePolicy(ctx, client, queueURL)
+func redrivePolicy(ctx context.Context, src *sqs.Source, log *slog.Logger) *sqs.Redrive {
+	rp, err := src.RedrivePolicy(ctx)
 	if err != nil {
 		log.Warn("cannot read the queue's redrive policy: its dead-letter queue is neither shown nor counted, and failures do not say when they will be dead-lettered", "err", err)
 		return nil

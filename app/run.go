@@ -161,7 +161,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	}
 	// Read once: what a failure's next step is, and which dead-letter queue the dashboard
 	// shows.
-	redrive := redrivePolicy(ctx, sqsClient, cfg.QueueURL, log)
+	redrive := redrivePolicy(ctx, src, log)
 	dlq := ""
 	if redrive != nil {
 		dlq = redrive.DeadLetterQueueURL

@@ -118,7 +118,7 @@ func queueSource(q *jobs.Queue, cfg ServeConfig) jobSource {
 func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg ServeConfig, outcome func(*sqs.Redrive) func(*ticket, flow.Result)) jobSource {
 	log := cfg.Logger
 	// The jobs that SQS moved to the queue's dead-letter queue are the dead ones.
-	rp := redrivePolicy(ctx, client, cfg.QueueURL, log)
+	rp := redrivePolicy(ctx, src, log)
 	dlq := ""
 	switch {
 	case rp == nil: // said why

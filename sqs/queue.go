@@ -90,8 +90,12 @@ func RedrivePolicy(ctx context.Context, api API, queueURL string) (Redrive, erro
 	if err != nil {
 		return Redrive{}, &Error{Action: "GetQueueAttributes", Queue: queueURL, Kind: classify(err), Err: err}
 	}
-	policy, ok := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]
-	if !ok || policy == "" {
+	return redriveOf(ctx, api, queueURL, out.Attributes[string(types.QueueAttributeNameRedrivePolicy)])
+}
+
+// redriveOf reads a queue's RedrivePolicy attribute ("" for none), as RedrivePolicy does.
+func redriveOf(ctx context.Context, api API, queueURL, policy string) (Redrive, error) {
+	if policy == "" {
 		return Redrive{}, nil
 	}
 	var rp struct {
@@ -99,7 +103,7 @@ func RedrivePolicy(ctx context.Context, api API, queueURL string) (Redrive, erro
 		// A number as SQS gives it back, or a string as some tools set it.
 		Max json.RawMessage `json:"maxReceiveCount"`
 	}
-	err = json.Unmarshal([]byte(policy), &rp)
+	err := json.Unmarshal([]byte(policy), &rp)
 	arn := strings.Split(rp.Target, ":") // arn:PARTITION:sqs:REGION:ACCOUNT:NAME
 	if err != nil || len(arn) != 6 || arn[0] != "arn" || arn[2] != "sqs" || arn[4] == "" || arn[5] == "" {
 		return Redrive{}, fmt.Errorf("sqs: the redrive policy of %s names no dead-letter queue: %q", queueURL, policy)

@@ -90,6 +90,31 @@ func TestRedrivePolicy(t *testing.T) {
 	}
 }
 
+// TestSourceRedrivePolicyAfterCheck checks that the source's redrive policy comes from the
+// attributes its start-up check read, without a request of its own, and that before a check
+// it asks SQS.
+func TestSourceRedrivePolicyAfterCheck(t *testing.T) {
+	f := newFake(qURL, dlqURL)
+	f.queues[qURL].redrive = `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:work-dlq","maxReceiveCount":4}`
+	want := Redrive{DeadLetterQueueURL: dlqURL, MaxReceiveCount: 4}
+	src := newSource(t, f, Config{QueueURL: qURL})
+	if rp, err := src.RedrivePolicy(t.Context()); rp != want || err != nil {
+		t.Fatalf("before Check: %+v, %v; want %+v", rp, err, want)
+	}
+	if n := len(f.callsOf("GetQueueAttributes")); n != 1 {
+		t.Fatalf("before Check: %d GetQueueAttributes, want 1", n)
+	}
+	if err := src.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if rp, err := src.RedrivePolicy(t.Context()); rp != want || err != nil {
+		t.Fatalf("after Check: %+v, %v; want %+v", rp, err, want)
+	}
+	if n := len(f.callsOf("GetQueueAttributes")); n != 2 {
+		t.Errorf("%d GetQueueAttributes in all, want 2 (one before Check, Check's own)", n)
+	}
+}
+
 func TestSend(t *testing.T) {
 	f := newFake(qURL)
 	bodies := numbered("job", 25)

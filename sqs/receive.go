@@ -156,7 +156,7 @@ func (s *Source) startPollsLocked(now time.Time) {
 		return
 	}
 	limit := min(s.cfg.MaxReceives, (s.demand+maxBatch-1)/maxBatch)
-	if s.fails > 0 {
+	if s.fails > 0 || s.short {
 		limit = min(limit, 1)
 	}
 	// A receive that failed alone pauses in its place (s.cooling); the others go on.
@@ -249,6 +249,10 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 		return
 	}
 	s.fails, s.after, s.drained = 0, time.Time{}, false
+	// A long poll that brought fewer messages than it asked for found the backlog short:
+	// more receives at once would mostly come back empty, each a request. (A FIFO queue
+	// holds back the groups in flight, so that short answers say nothing of its backlog.)
+	s.short = !s.fifo && s.cfg.WaitTime > 0 && len(out.Messages) < k
 	s.seen++
 	s.serveLocked()
 }

@@ -95,34 +95,38 @@ type Source struct {
 
 	// mu guards what follows, and the entries' fields. Log lines made while it is held wait
 	// in logs until unlock lets go of it.
-	mu       sync.Mutex
-	logs     []slog.Record
-	waiters  []*waiter
-	demand   int // sum of the waiters' n
-	reserved int // sum of MaxNumberOfMessages of the receives in flight
-	polls    map[int]context.CancelFunc
-	pollID   int
-	fails    int         // empty receives, and failed ones after the first, in a row
-	after    time.Time   // no receive starts before
-	errs     int         // failed receives in a row
-	cooling  []time.Time // receives paused after a failure, each until its time: see poll
-	ready    []*entry    // held, to be handed out in this order
-	groups   map[string]*group
-	byID     map[string]*entry // every message the source holds, whatever its state
-	outN     int               // messages in state out
-	dels     []*entry          // toDelete, oldest first
-	vis      []*entry          // toRelease, toRetry, and those whose extension is queued
-	sends    []*entry          // toSend
-	batches  int               // delete, visibility and send requests in flight
-	err      error
-	closing  bool
-	lastRecv time.Time // the last receive that succeeded
-	paused   bool      // Pause: no receive starts
-	checking bool      // a drain check is in flight
-	drained  bool      // the last drain check found the queue empty
-	eof      bool      // drained, and nothing left: Receive returns io.EOF
-	seen     int64     // receives that returned messages, to tell a drain check that something came
-	lost     int       // deletes and visibility changes not made because Close gave up
+	mu   sync.Mutex
+	logs []slog.Record
+	// checkedRedrive is the queue's RedrivePolicy attribute as Check read it ("" for none),
+	// nil before a successful Check.
+	checkedRedrive *string
+	waiters        []*waiter
+	demand         int // sum of the waiters' n
+	reserved       int // sum of MaxNumberOfMessages of the receives in flight
+	polls          map[int]context.CancelFunc
+	pollID         int
+	fails          int         // empty receives, and failed ones after the first, in a row
+	short          bool        // the last receive that brought messages brought fewer than asked
+	after          time.Time   // no receive starts before
+	errs           int         // failed receives in a row
+	cooling        []time.Time // receives paused after a failure, each until its time: see poll
+	ready          []*entry    // held, to be handed out in this order
+	groups         map[string]*group
+	byID           map[string]*entry // every message the source holds, whatever its state
+	outN           int               // messages in state out
+	dels           []*entry          // toDelete, oldest first
+	vis            []*entry          // toRelease, toRetry, and those whose extension is queued
+	sends          []*entry          // toSend
+	batches        int               // delete, visibility and send requests in flight
+	err            error
+	closing        bool
+	lastRecv       time.Time // the last receive that succeeded
+	paused         bool      // Pause: no receive starts
+	checking       bool      // a drain check is in flight
+	drained        bool      // the last drain check found the queue empty
+	eof            bool      // drained, and nothing left: Receive returns io.EOF
+	seen           int64     // receives that returned messages, to tell a drain check that something came
+	lost           int       // deletes and visibility changes not made because Close gave up
 }
 
 // counters are the source's statistics, counted without the lock: see [Stats].
@@ -182,10 +186,21 @@ func (s *Source) Check(ctx context.Context) error {
 		if q == "" {
 			continue
 		}
-		_, err := s.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		names := []types.QueueAttributeName{types.QueueAttributeNameQueueArn}
+		if q == s.cfg.QueueURL {
+			// Kept for RedrivePolicy, which then needs no request of its own.
+			names = append(names, types.QueueAttributeNameRedrivePolicy)
+		}
+		out, err := s.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
 			QueueUrl:       aws.String(q),
-			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn},
+			AttributeNames: names,
 		})
+		if err == nil && q == s.cfg.QueueURL {
+			policy := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]
+			s.mu.Lock()
+			s.checkedRedrive = &policy
+			s.unlock()
+		}
 		s.count.GetQueueAttributes.Add(1)
 		if err != nil {
 			s.count.FailedRequests.Add(1)
@@ -198,6 +213,18 @@ func (s *Source) Check(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// RedrivePolicy returns the redrive policy of the source's queue, as the function
+// RedrivePolicy does; after a successful Check, from the attributes that Check read.
+func (s *Source) RedrivePolicy(ctx context.Context) (Redrive, error) {
+	s.mu.Lock()
+	policy := s.checkedRedrive
+	s.unlock()
+	if policy == nil {
+		return RedrivePolicy(ctx, s.client, s.cfg.QueueURL)
+	}
+	return redriveOf(ctx, s.client, s.cfg.QueueURL, *policy)
 }
 
 // Stats returns a snapshot of the source's counters.

@@ -173,6 +173,59 @@ func TestRequestsFollowDemand(t *testing.T) {
 	}
 }
 
+// TestShortReceivesNarrowReceives checks that after a long poll that brought fewer messages
+// than it asked for, receives go one at a time, until one comes back full.
+func TestShortReceivesNarrowReceives(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		s := start(t, f, Config{})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		p := receiveAsync(ctx, s, 40)
+		synctest.Wait()
+		if got := f.inFlight(); got != 4 {
+			t.Fatalf("%d receives in flight for a demand of 40, want 4", got)
+		}
+		f.put(qURL, numbered("a", 5)...) // one receive takes them: a short answer
+		<-p.done
+		if len(p.msgs) != 5 || p.err != nil {
+			t.Fatalf("got %d messages, %v; want 5", len(p.msgs), p.err)
+		}
+		ack(p.msgs, flow.Succeeded, nil)
+		p = receiveAsync(ctx, s, 40)
+		synctest.Wait()
+		if got := f.inFlight(); got != 3 {
+			t.Fatalf("after a short answer: %d receives in flight, want the 3 still waiting and no more", got)
+		}
+		f.put(qURL, numbered("b", 30)...) // the three waiting come back full
+		<-p.done
+		if p.err != nil {
+			t.Fatal(p.err)
+		}
+		ack(p.msgs, flow.Succeeded, nil)
+		// Take what the full answers brought beyond that demand; then a new demand of 40
+		// finds nothing held and is received 10 by 10 at once again.
+		for got := len(p.msgs); got < 30; {
+			p = receiveAsync(ctx, s, 40)
+			synctest.Wait()
+			select {
+			case <-p.done:
+			default:
+				t.Fatalf("%d of the 30 messages handed out; the rest are not held", got)
+			}
+			ack(p.msgs, flow.Succeeded, nil)
+			got += len(p.msgs)
+		}
+		p = receiveAsync(ctx, s, 40)
+		synctest.Wait()
+		if got := f.inFlight(); got != 4 {
+			t.Errorf("after full answers: %d receives in flight for a demand of 40, want 4", got)
+		}
+		cancel()
+		<-p.done
+	})
+}
+
 func TestManyCallersDoNotMultiplyRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(qURL)
