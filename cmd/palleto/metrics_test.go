@@ -91,9 +91,9 @@ func TestRunServesMetrics(t *testing.T) {
 		if v, _ := f.Value("palleto_stage_busy_seconds_total", "stage", "analyse"); v <= 0 {
 			t.Errorf("busy seconds of analyse = %v, want more than 0", v)
 		}
-		// The write stage runs 16 workers that ask for 1 item each.
-		if v, _ := f.Value("palleto_stage_demand", "stage", "write"); v != 16 {
-			t.Errorf("demand of write = %v, want 16", v)
+		// The write stage runs 64 workers (app.writeWorkers) that ask for 1 item each.
+		if v, _ := f.Value("palleto_stage_demand", "stage", "write"); v != 64 {
+			t.Errorf("demand of write = %v, want 64", v)
 		}
 		// The downloads in flight that the run chose, 4 at first.
 		if v, ok := f.Value("palleto_stage_limit", "stage", "fetch"); !ok || v < 1 {
