@@ -63,3 +63,42 @@ func Example() {
 	st := src.Stats()
 	fmt.Printf("received %d, deleted %d, dead-lettered %d\n", st.Received, st.Deleted, st.DeadLettered)
 }
+
+// What the README's example leaves to its reader.
+var queueURL = "https://sqs.eu-west-1.amazonaws.com/123456789012/uploads"
+
+func handle(ctx context.Context, body string) error { return nil }
+
+// The README's example, compiled here (TestReadmeShowsExample keeps the two the same): a
+// source feeding a pipeline until ctx ends, then its last deletes.
+func Example_readme() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	awsCfg, err := config.LoadDefaultConfig(ctx) // github.com/aws/aws-sdk-go-v2/config
+	if err != nil {
+		log.Fatal(err)
+	}
+	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), sqs.Config{QueueURL: queueURL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := src.Check(ctx); err != nil {
+		log.Fatal(err) // a missing queue, refused credentials, an unreachable endpoint
+	}
+
+	p := flow.New(flow.Config{GracePeriod: 30 * time.Second})
+	msgs := flow.From(p, "sqs", flow.Source[sqs.Message](src), flow.SourceOptions{})
+	flow.Sink(msgs, "handle", func(ctx context.Context, m sqs.Message) error {
+		return handle(ctx, m.Body) // nil: the message is deleted; an error: retried with backoff
+	}, flow.Options{Concurrency: 4, MaxDemand: 10})
+	runErr := p.Run(ctx) // until ctx is cancelled (then a graceful shutdown)
+
+	closing, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := src.Close(closing); err != nil { // the last deletes; what is left is released
+		log.Print(err)
+	}
+	if runErr != nil {
+		log.Fatal(runErr)
+	}
+}
