@@ -365,9 +365,11 @@ func TestSigtermShutsDownGracefully(t *testing.T) {
 		if err := moto.NotifyQueue(ctx, s3c, sqsc, "sigterm", q); err != nil {
 			t.Fatal(err)
 		}
-		const n = 40
+		// Enough objects that those taken before the signal (the read-ahead of the parse
+		// workers: 30 messages with --fetchers 1) leave some in the queue.
+		const n = 100
 		for i := range n {
-			if _, err := moto.PutObject(ctx, s3c, "sigterm", fmt.Sprintf("o-%02d", i), bytes.Repeat([]byte("x\n"), 50000)); err != nil {
+			if _, err := moto.PutObject(ctx, s3c, "sigterm", fmt.Sprintf("o-%03d", i), bytes.Repeat([]byte("x\n"), 50000)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -404,6 +406,7 @@ func TestSigtermShutsDownGracefully(t *testing.T) {
 		if hidden != "0" {
 			t.Fatalf("%s messages still invisible after a graceful shutdown (visibility 10m): not released\n%s", hidden, logs.String())
 		}
+		t.Logf("%d of %d done at the end, %s visible again", done, n, visible)
 		if done >= n || visible == "0" {
 			t.Fatalf("%d of %d done, %s visible: the shutdown came too late to prove anything", done, n, visible)
 		}
