@@ -38,8 +38,11 @@ type fakeSQS struct {
 	sendDedups    map[string][]string  // the deduplication ids of those tries
 	entryFault    func(id string) bool // fail this entry of a delete or visibility batch (server side)
 	maxPerReceive int                  // if positive, the most messages one receive returns
-	blockBatch    chan struct{}        // if not nil, batch requests wait for it to close or their ctx
-	blocked       int                  // batch requests waiting for blockBatch
+	// transit is how long a receive's answer takes to arrive once its messages are handed
+	// out: a receive aborted meanwhile loses them until their visibility timeout, as on SQS.
+	transit    time.Duration
+	blockBatch chan struct{} // if not nil, batch requests wait for it to close or their ctx
+	blocked    int           // batch requests waiting for blockBatch
 
 	nextID int
 }
@@ -277,6 +280,18 @@ func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *awssqs.ReceiveMessageI
 				Attributes:        attrs,
 				MessageAttributes: m.attrs,
 			})
+		}
+		if len(got) > 0 && f.transit > 0 {
+			f.mu.Unlock()
+			select {
+			case <-time.After(f.transit):
+			case <-ctx.Done():
+			}
+			f.mu.Lock()
+			if err := ctx.Err(); err != nil {
+				end(err)
+				return nil, err
+			}
 		}
 		if len(got) > 0 || !now.Before(deadline) {
 			end(nil)

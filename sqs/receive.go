@@ -66,14 +66,9 @@ func (s *Source) Receive(ctx context.Context, n int) ([]flow.Message[Message], e
 	case <-ctx.Done():
 		s.mu.Lock()
 		if !w.served {
+			// The receives in flight go on: what they bring is held for the next caller, or
+			// made visible again by Close (an aborted receive could lose its answer).
 			s.dropWaiterLocked(w)
-			// Nobody wants what the receives in flight would bring: abort them, so that a
-			// shutdown does not wait for a long poll.
-			if s.demand == 0 {
-				for _, cancel := range s.polls {
-					cancel()
-				}
-			}
 			s.unlock()
 			s.wake()
 			return nil, ctx.Err()

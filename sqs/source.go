@@ -263,9 +263,16 @@ func (s *Source) Stats() Stats {
 	return st
 }
 
-// Close stops the source: waiting and later Receive calls return ErrClosed, receives in flight
-// are aborted, messages received and not handed out (and any still handed out) are made
-// visible again, and pending deletes and visibility changes are made. Call it after the
+// closeReceiveWait is how long Close lets the receives in flight answer.
+const closeReceiveWait = time.Second
+
+// Close stops the source: waiting and later Receive calls return ErrClosed, messages received
+// and not handed out (and any still handed out) are made visible again, and pending deletes
+// and visibility changes are made. Receives in flight get closeReceiveWait to answer, and what
+// they bring is made visible again too; then they are aborted. (SQS has handed its messages to
+// a receive before its answer arrives: a receive aborted then would leave them invisible until
+// their visibility timeout. One that is still waiting after that while is a long poll on an
+// empty queue.) Call it after the
 // pipeline's Run has returned, so that every outcome is in. It returns when every goroutine of
 // the source has ended, or when ctx ends (then with an error that counts what was not done).
 func (s *Source) Close(ctx context.Context) error {
@@ -273,7 +280,8 @@ func (s *Source) Close(ctx context.Context) error {
 	if !s.closing {
 		now := time.Now()
 		s.closing = true
-		s.pollCancel()
+		abort := time.AfterFunc(closeReceiveWait, s.pollCancel)
+		defer abort.Stop()
 		for _, e := range s.ready {
 			s.releaseLocked(e, now)
 		}

@@ -226,6 +226,32 @@ func TestShortReceivesNarrowReceives(t *testing.T) {
 	})
 }
 
+// TestCloseReleasesWhatReceivesInFlightBring checks that a shutdown while an answer is on its
+// way (SQS has handed out its messages) waits for it and makes its messages visible again,
+// rather than abort the receive and leave them invisible until their visibility timeout.
+func TestCloseReleasesWhatReceivesInFlightBring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.transit = 100 * time.Millisecond
+		f.put(qURL, numbered("m", 10)...)
+		s, err := New(f, Config{QueueURL: qURL, VisibilityTimeout: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		p := receiveAsync(ctx, s, 10)
+		time.Sleep(10 * time.Millisecond) // the receive's messages are handed out, its answer on its way
+		cancel()                          // the pipeline stops asking
+		<-p.done
+		if err := s.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if visible, invisible := f.counts(qURL); visible != 10 || invisible != 0 {
+			t.Errorf("after Close: %d visible, %d invisible; want the 10 visible again", visible, invisible)
+		}
+	})
+}
+
 func TestManyCallersDoNotMultiplyRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(qURL)
@@ -415,7 +441,11 @@ func TestBackoffPolicies(t *testing.T) {
 	}
 }
 
-func TestCancelAbortsLongPoll(t *testing.T) {
+// TestCancelLeavesLongPollsToClose checks that a Receive whose caller gives up returns at
+// once without aborting the long polls in flight (an aborted receive can lose the messages
+// SQS handed to it), and that Close ends those still waiting after closeReceiveWait, not at
+// the end of their long poll.
+func TestCancelLeavesLongPollsToClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(qURL)
 		s := start(t, f, Config{})
@@ -429,15 +459,18 @@ func TestCancelAbortsLongPoll(t *testing.T) {
 		cancel()
 		<-p.done
 		synctest.Wait()
-		if !errors.Is(p.err, context.Canceled) {
-			t.Fatalf("err = %v", p.err)
+		if !errors.Is(p.err, context.Canceled) || !time.Now().Equal(began) {
+			t.Fatalf("err = %v after %v, want context.Canceled at once", p.err, time.Since(began))
 		}
-		if f.inFlight() != 0 {
-			t.Fatalf("%d receives still in flight after cancel", f.inFlight())
+		if f.inFlight() != 2 {
+			t.Fatalf("%d receives in flight after the cancel, want the 2 long polls going on", f.inFlight())
+		}
+		if err := s.Close(t.Context()); err != nil {
+			t.Fatal(err)
 		}
 		for _, c := range f.callsOf("ReceiveMessage") {
-			if !c.Ended.Equal(began) {
-				t.Fatalf("a long poll ended %v after the cancel", c.Ended.Sub(began))
+			if got := c.Ended.Sub(began); got != closeReceiveWait {
+				t.Fatalf("a long poll ended %v after the cancel, want %v (Close's wait)", got, closeReceiveWait)
 			}
 		}
 		if st := s.Stats(); st.Requests.Failed != 0 || st.Demand != 0 {
