@@ -22,10 +22,10 @@
 // the source's requests pause as briefly (its standard retryer waits up to seconds, which
 // suits one-off calls, not a loop with many requests in flight). A missing queue, refused credentials or a malformed
 // request stop the source: Receive returns an *Error whose Kind is ErrQueueNotFound,
-// ErrAccessDenied or ErrBadRequest. When the demand falls to zero because its Receive calls
-// were cancelled (a pipeline shutting down), receives in flight are aborted at once. Note that
-// SQS may have taken messages for a receive that is aborted: they come back when their
-// visibility timeout ends.
+// ErrAccessDenied or ErrBadRequest. When its Receive calls are cancelled (a pipeline shutting
+// down), the receives in flight go on: SQS may already have taken messages for one, and an
+// aborted receive would leave them invisible until their visibility timeout. What they bring
+// is held for the next caller, or made visible again by Close.
 //
 // # Outcomes
 //
@@ -78,7 +78,8 @@
 // approximate in SQS: a message sent just then may be left for the next run.
 //
 // The creator owns the source: New starts its owner loop, and Close, called after the
-// pipeline's Run returned, aborts receives, makes the messages still held visible again,
+// pipeline's Run returned, gives the receives in flight a second to answer (then aborts the
+// long polls still waiting), makes the messages still held and those they bring visible again,
 // makes every pending delete and visibility change, and ends every goroutine, within the
 // deadline of its context. Check, called at start-up, finds a missing queue, refused
 // credentials or an unreachable endpoint with a one-line error. Stats reads the counters.
