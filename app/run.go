@@ -99,7 +99,8 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	// Every SQS request ends within the long-poll wait plus the request timeout: an endpoint
 	// that accepts a connection and never answers is a failure, retried and counted, never a
 	// hang.
-	sqsClient := newSQSClient(awsCfg, max(cfg.WaitTime, 0)+cfg.RequestTimeout)
+	oneReceive := max(cfg.WaitTime, 0) + cfg.RequestTimeout
+	sqsClient := newSQSClient(awsCfg, oneReceive)
 	sqsCfg := cfg.sqsConfig()
 	src, err := sqs.New(sqsClient, sqsCfg)
 	if err != nil {
@@ -248,7 +249,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	defer h.stopping.Store(true)
 
 	began := time.Now()
-	health := HealthFunc(runHealth(g, src, max(cfg.WaitTime, 0)+cfg.RequestTimeout, began))
+	health := HealthFunc(runHealth(g, src, oneReceive, began))
 	liveHealth.Store(&health)
 	h.started.Store(true)
 	stopStatus := cfg.Status.start(t, src, g, began)

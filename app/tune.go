@@ -90,16 +90,12 @@ func (t *tuner) next(s fetchSample) int {
 		t.limit, t.wait = t.prevLimit, tuneProbe
 	case holds && busy >= tuneBusy && t.wait == 0:
 		t.prevLimit, t.prevRate = t.limit, rate
-		t.grow(2 * t.limit)
+		t.limit = min(2*t.limit, t.max)
 	default:
 		t.prevLimit, t.prevRate = t.limit, rate
 	}
 	t.limit = min(t.limit, memCap)
 	return t.limit
-}
-
-func (t *tuner) grow(to int) {
-	t.limit = min(to, t.max)
 }
 
 // fetchMeter counts what the fetch stage does, for the tuner.

@@ -138,7 +138,7 @@ func (s *Source) serveLocked() {
 
 // startPollsLocked starts as many receives as the demand that no receive in flight covers
 // needs, each for at most 10 messages, within Config.MaxReceives; after an empty or failed
-// one, only one at a time, once the backoff has passed.
+// one, only one at a time, once the backoff has passed; after a short one, only one at a time.
 func (s *Source) startPollsLocked(now time.Time) {
 	s.cooling = slices.DeleteFunc(s.cooling, func(t time.Time) bool { return !now.Before(t) })
 	if s.closing || s.paused || s.err != nil || s.eof || s.drained || now.Before(s.after) {

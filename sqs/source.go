@@ -95,38 +95,39 @@ type Source struct {
 
 	// mu guards what follows, and the entries' fields. Log lines made while it is held wait
 	// in logs until unlock lets go of it.
-	mu   sync.Mutex
-	logs []slog.Record
+	mu       sync.Mutex
+	logs     []slog.Record
+	waiters  []*waiter
+	demand   int // sum of the waiters' n
+	reserved int // sum of MaxNumberOfMessages of the receives in flight
+	polls    map[int]context.CancelFunc
+	pollID   int
+	fails    int         // empty receives, and failed ones after the first, in a row
+	short    bool        // the last receive that brought messages brought fewer than asked
+	after    time.Time   // no receive starts before
+	errs     int         // failed receives in a row
+	cooling  []time.Time // receives paused after a failure, each until its time: see poll
+	ready    []*entry    // held, to be handed out in this order
+	groups   map[string]*group
+	byID     map[string]*entry // every message the source holds, whatever its state
+	outN     int               // messages in state out
+	dels     []*entry          // toDelete, oldest first
+	vis      []*entry          // toRelease, toRetry, and those whose extension is queued
+	sends    []*entry          // toSend
+	batches  int               // delete, visibility and send requests in flight
+	err      error
+	closing  bool
+	lastRecv time.Time // the last receive that succeeded
+	paused   bool      // Pause: no receive starts
+	checking bool      // a drain check is in flight
+	drained  bool      // the last drain check found the queue empty
+	eof      bool      // drained, and nothing left: Receive returns io.EOF
+	seen     int64     // receives that returned messages, to tell a drain check that something came
+	lost     int       // deletes and visibility changes not made because Close gave up
+
 	// checkedRedrive is the queue's RedrivePolicy attribute as Check read it ("" for none),
 	// nil before a successful Check.
 	checkedRedrive *string
-	waiters        []*waiter
-	demand         int // sum of the waiters' n
-	reserved       int // sum of MaxNumberOfMessages of the receives in flight
-	polls          map[int]context.CancelFunc
-	pollID         int
-	fails          int         // empty receives, and failed ones after the first, in a row
-	short          bool        // the last receive that brought messages brought fewer than asked
-	after          time.Time   // no receive starts before
-	errs           int         // failed receives in a row
-	cooling        []time.Time // receives paused after a failure, each until its time: see poll
-	ready          []*entry    // held, to be handed out in this order
-	groups         map[string]*group
-	byID           map[string]*entry // every message the source holds, whatever its state
-	outN           int               // messages in state out
-	dels           []*entry          // toDelete, oldest first
-	vis            []*entry          // toRelease, toRetry, and those whose extension is queued
-	sends          []*entry          // toSend
-	batches        int               // delete, visibility and send requests in flight
-	err            error
-	closing        bool
-	lastRecv       time.Time // the last receive that succeeded
-	paused         bool      // Pause: no receive starts
-	checking       bool      // a drain check is in flight
-	drained        bool      // the last drain check found the queue empty
-	eof            bool      // drained, and nothing left: Receive returns io.EOF
-	seen           int64     // receives that returned messages, to tell a drain check that something came
-	lost           int       // deletes and visibility changes not made because Close gave up
 }
 
 // counters are the source's statistics, counted without the lock: see [Stats].
