@@ -144,7 +144,10 @@ func (l *lockedBuffer) String() string {
 func startServeProc(t *testing.T, env []string, args ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
+	// The jobs are the system's tools (true, sh, sleep): found where the system keeps them,
+	// whatever PATH the tests run with (a PATH that holds only go, say).
+	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+string(os.PathListSeparator)+"/usr/bin"+string(os.PathListSeparator)+"/bin")
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
