@@ -7,13 +7,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -285,12 +289,17 @@ func TestKillNineThenRestart(t *testing.T) {
 			}
 		}
 		out := t.TempDir()
-		env := append(os.Environ(), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL="+srv.URL)
-		args := []string{"run", "--queue-url", q.URL, "--out", out, "--fetchers", "1", "--processors", "1", "--wait-time", "1s", "--retry-delay", "200ms", "--status", "off"}
+		// The first run reaches the backend through a gate that answers the first `let`
+		// object downloads and holds the others until the process is killed, so the kill
+		// always comes with some results written and others not, however fast the pipeline.
+		const let = 10
+		gate := newDownloadGate(t, srv.URL, "/kill9/", let)
+		env := append(os.Environ(), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
+		args := []string{"run", "--queue-url", q.URL, "--out", out, "--fetchers", "1", "--processors", "1", "--wait-time", "1s", "--retry-delay", "200ms", "--visibility-timeout", "2s", "--status", "off"}
 
 		// First run: killed as soon as a few results exist.
 		cmd := exec.Command(bin, args...)
-		cmd.Env = env
+		cmd.Env = append(env, "AWS_ENDPOINT_URL="+gate.URL)
 		var logs bytes.Buffer
 		cmd.Stderr = &logs
 		if err := cmd.Start(); err != nil {
@@ -305,13 +314,13 @@ func TestKillNineThenRestart(t *testing.T) {
 		}
 		cmd.Wait()
 		done := countResults(out)
-		if done == 0 || done >= n {
-			t.Fatalf("kill came at %d of %d results: the test proves nothing", done, n)
+		if done == 0 || done > let {
+			t.Fatalf("kill came at %d of %d results, with %d downloads let through: the test proves nothing", done, n, let)
 		}
 
-		// Restart and drain.
+		// Restart and drain, straight to the backend.
 		cmd = exec.Command(bin, append(args, "--drain")...)
-		cmd.Env = env
+		cmd.Env = append(env, "AWS_ENDPOINT_URL="+srv.URL)
 		combined, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("restart: %v\n%s", err, combined)
@@ -335,6 +344,42 @@ func TestKillNineThenRestart(t *testing.T) {
 		}
 	})
 }
+
+// newDownloadGate serves a proxy to target that forwards every request, except that it holds
+// the GETs under prefix (object downloads) after the first let until the gate opens (then
+// they go on) or their client goes away.
+func newDownloadGate(t *testing.T, target, prefix string, let int) *downloadGate {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // a kill cuts connections on purpose
+	g := &downloadGate{opened: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, prefix) && g.passed.Add(1) > int64(let) {
+			select {
+			case <-g.opened:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	g.URL = srv.URL
+	t.Cleanup(func() { g.Open(); srv.Close() })
+	return g
+}
+
+type downloadGate struct {
+	URL    string
+	passed atomic.Int64
+	once   sync.Once
+	opened chan struct{}
+}
+
+// Open lets the held downloads and all later ones through.
+func (g *downloadGate) Open() { g.once.Do(func() { close(g.opened) }) }
 
 func countResults(dir string) int {
 	n := 0
@@ -366,17 +411,20 @@ func TestSigtermShutsDownGracefully(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Enough objects that those taken before the signal (the read-ahead of the parse
-		// workers: 30 messages with --fetchers 1) leave some in the queue.
-		const n = 100
+		// workers: 30 messages with --fetchers 1) leave some in the queue, and a gate that
+		// holds the downloads after the first ten until the signal has been sent, so the
+		// signal comes in the middle of the work however fast the pipeline is.
+		const n, let = 100, 10
 		for i := range n {
 			if _, err := moto.PutObject(ctx, s3c, "sigterm", fmt.Sprintf("o-%03d", i), bytes.Repeat([]byte("x\n"), 50000)); err != nil {
 				t.Fatal(err)
 			}
 		}
+		gate := newDownloadGate(t, srv.URL, "/sigterm/", let)
 		out := t.TempDir()
 		cmd := exec.Command(bin, "run", "--queue-url", q.URL, "--out", out, "--fetchers", "1", "--processors", "1",
 			"--wait-time", "1s", "--visibility-timeout", "10m", "--status", "off")
-		cmd.Env = append(os.Environ(), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL="+srv.URL)
+		cmd.Env = append(os.Environ(), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL="+gate.URL)
 		var logs bytes.Buffer
 		cmd.Stderr = &logs
 		if err := cmd.Start(); err != nil {
@@ -389,6 +437,7 @@ func TestSigtermShutsDownGracefully(t *testing.T) {
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		gate.Open() // the download in flight finishes; what was not started is released
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 		}
