@@ -72,7 +72,10 @@ type Config struct {
 	DeadLetterQueueURL string
 
 	// Drain makes Receive return io.EOF once the queue has no visible, in-flight or delayed
-	// messages and the source holds none. Receives then wait at most one second.
+	// messages and the source holds none. Receives then wait at most one second. Check
+	// then also reads the queue's counts, and no more receives run at once than that
+	// backlog still needs (until one brings more than it), so that a drain's last receives
+	// do not wait side by side on the empty queue.
 	Drain bool
 
 	// Logger receives the demand trace at debug level and request failures at warn and

@@ -137,8 +137,7 @@ func (s *Source) serveLocked() {
 }
 
 // startPollsLocked starts as many receives as the demand that no receive in flight covers
-// needs, each for at most 10 messages, within Config.MaxReceives; after an empty or failed
-// one, only one at a time, once the backoff has passed; after a short one, only one at a time.
+// needs, each for at most 10 messages, within receivesLocked.
 func (s *Source) startPollsLocked(now time.Time) {
 	s.cooling = slices.DeleteFunc(s.cooling, func(t time.Time) bool { return !now.Before(t) })
 	if s.closing || s.paused || s.err != nil || s.eof || s.drained || now.Before(s.after) {
@@ -150,10 +149,7 @@ func (s *Source) startPollsLocked(now time.Time) {
 	if len(s.dels) >= s.deleteBacklog() {
 		return
 	}
-	limit := min(s.cfg.MaxReceives, (s.demand+maxBatch-1)/maxBatch)
-	if s.fails > 0 || s.short {
-		limit = min(limit, 1)
-	}
+	limit := min(s.receivesLocked(), (s.demand+maxBatch-1)/maxBatch)
 	// A receive that failed alone pauses in its place (s.cooling); the others go on.
 	for s.demand > s.reserved && len(s.polls)+len(s.cooling) < limit {
 		k := min(maxBatch, s.demand-s.reserved)
@@ -164,6 +160,21 @@ func (s *Source) startPollsLocked(now time.Time) {
 		s.wg.Add(1)
 		go s.poll(ctx, s.pollID, k)
 	}
+}
+
+// receivesLocked is how many receives may be in flight at once: Config.MaxReceives; after
+// an empty or failed one, only one at a time, once the backoff has passed; after a short one,
+// only one at a time; under Drain, no more than the backlog that Check counted still needs,
+// and at least one. (Each receive beyond those waits on an empty queue and comes back empty,
+// a request for nothing.)
+func (s *Source) receivesLocked() int {
+	if s.fails > 0 || s.short {
+		return 1
+	}
+	if s.drainLeft >= 0 {
+		return max(1, min(s.cfg.MaxReceives, (s.drainLeft+maxBatch-1)/maxBatch))
+	}
+	return s.cfg.MaxReceives
 }
 
 // deleteBacklog is how many messages may wait for their delete before receiving pauses:
@@ -244,6 +255,12 @@ func (s *Source) poll(ctx context.Context, id, k int) {
 		return
 	}
 	s.fails, s.after, s.drained = 0, time.Time{}, false
+	if s.drainLeft >= 0 {
+		s.drainLeft -= fresh
+		if s.drainLeft < 0 {
+			s.drainLeft = -1 // more than the count: it was short (messages sent since)
+		}
+	}
 	// A long poll that brought fewer messages than it asked for found the backlog short:
 	// more receives at once would mostly come back empty, each a request. (A FIFO queue
 	// holds back the groups in flight, so that short answers say nothing of its backlog.)

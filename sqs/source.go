@@ -128,6 +128,9 @@ type Source struct {
 	// checkedRedrive is the queue's RedrivePolicy attribute as Check read it ("" for none),
 	// nil before a successful Check.
 	checkedRedrive *string
+	// drainLeft is, under Drain, how many of the messages that the queue held when Check
+	// read its counts have not come yet; -1 when not known. See receivesLocked.
+	drainLeft int
 }
 
 // counters are the source's statistics, counted without the lock: see [Stats].
@@ -159,8 +162,10 @@ func New(client API, cfg Config) (*Source, error) {
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		polls:  map[int]context.CancelFunc{},
-		groups: map[string]*group{},
-		byID:   map[string]*entry{},
+		// The source's own receives take the place of a backlog not counted.
+		drainLeft: -1,
+		groups:    map[string]*group{},
+		byID:      map[string]*entry{},
 	}
 	// The source's loops retry their requests themselves and go on with other work meanwhile:
 	// the SDK's own retries of them pause as the source does, briefly (the standard retryer
@@ -191,6 +196,10 @@ func (s *Source) Check(ctx context.Context) error {
 		if q == s.cfg.QueueURL {
 			// Kept for RedrivePolicy, which then needs no request of its own.
 			names = append(names, types.QueueAttributeNameRedrivePolicy)
+			if s.cfg.Drain {
+				// The backlog to drain, for receivesLocked.
+				names = append(names, countAttributes...)
+			}
 		}
 		out, err := s.client.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
 			QueueUrl:       aws.String(q),
@@ -200,6 +209,9 @@ func (s *Source) Check(ctx context.Context) error {
 			policy := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]
 			s.mu.Lock()
 			s.checkedRedrive = &policy
+			if c, err := countsOf(out.Attributes); s.cfg.Drain && !s.fifo && err == nil {
+				s.drainLeft = c.Total()
+			}
 			s.unlock()
 		}
 		s.count.GetQueueAttributes.Add(1)

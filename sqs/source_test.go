@@ -1034,6 +1034,61 @@ func TestDrain(t *testing.T) {
 	})
 }
 
+// TestDrainReceivesFollowTheBacklog checks that under Drain, no more receives are in flight
+// than the backlog that Check counted still needs (at least one), and that an answer beyond
+// that count lifts the bound.
+func TestDrainReceivesFollowTheBacklog(t *testing.T) {
+	t.Run("Counted", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFake(qURL)
+			f.put(qURL, numbered("m", 25)...)
+			s := start(t, f, Config{Drain: true})
+			if err := s.Check(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			p := receiveAsync(t.Context(), s, 100)
+			synctest.Wait()
+			if got := len(f.callsOf("ReceiveMessage")); got != 3 {
+				t.Fatalf("%d receives for a demand of 100 and a backlog of 25, want 3", got)
+			}
+			<-p.done
+			msgs := append(p.msgs, receive(t, s, 25-len(p.msgs))...)
+			p = receiveAsync(t.Context(), s, 100) // the pipeline's next demand
+			synctest.Wait()
+			if got := len(f.callsOf("ReceiveMessage")); got != 4 {
+				t.Fatalf("%d receives once the backlog was taken, want 4: one waits on the empty queue", got)
+			}
+			ack(msgs, flow.Succeeded, nil)
+			<-p.done
+			if p.err != io.EOF {
+				t.Fatalf("Receive after the last delete: %v, %v; want io.EOF", bodies(p.msgs), p.err)
+			}
+		})
+	})
+	t.Run("CountShort", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFake(qURL)
+			f.put(qURL, numbered("m", 5)...)
+			s := start(t, f, Config{Drain: true})
+			if err := s.Check(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			f.put(qURL, numbered("late", 45)...) // sent after the count
+			msgs := receive(t, s, 10)
+			if got := len(f.callsOf("ReceiveMessage")); got != 1 {
+				t.Fatalf("%d receives for a backlog counted at 5, want 1", got)
+			}
+			p := receiveAsync(t.Context(), s, 40)
+			synctest.Wait()
+			if got := len(f.callsOf("ReceiveMessage")); got != 5 {
+				t.Fatalf("%d receives after an answer beyond the count, want 1 + 4 for a demand of 40", got)
+			}
+			<-p.done
+			ack(append(msgs, p.msgs...), flow.Succeeded, nil)
+		})
+	})
+}
+
 // A drain ends with the last delete, not when the receive that waits on the empty queue
 // ends its long poll.
 func TestDrainEndsWithTheLastDelete(t *testing.T) {
