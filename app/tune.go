@@ -10,11 +10,12 @@ import (
 )
 
 // Finding the number of downloads in flight. Unless --fetchers pins it, the fetch stage runs
-// with up to tuneMax workers under a flow.Limit that a tuner moves every tuneInterval: it
-// doubles the limit while the downloads' latency holds (more in flight is then more
-// throughput: the downloads wait on the network, not on a CPU or a server that is full),
-// goes back to the last limit when a larger one raised latency without raising throughput
-// by tuneGain, and after a step back waits tuneProbe intervals before it tries again (the
+// with up to tuneMax workers under a flow.Limit that a tuner moves after every sample (one
+// per tuneInterval, or sooner when downloads are fast: see tune): it doubles the limit while
+// the downloads' latency holds (more in flight is then more throughput: the downloads wait
+// on the network, not on a CPU or a server that is full), goes back to the last limit when a
+// larger one raised latency without raising throughput by tuneGain, and after a step back
+// waits tuneProbe samples before it tries again (the
 // lowest latency seen drifts up slowly, so that it is learnt again when all downloads get
 // slower, and larger limits are probed now and then). Downloads in flight never hold more than
 // tuneMemory of content (by the average object size seen so far).
@@ -31,8 +32,12 @@ const (
 	// tuneBusy is the share of the limit's download slots that must be in use for a larger
 	// limit to be tried: below it, downloads wait for work, not the other way round.
 	tuneBusy = 0.5
-	// tuneProbe is how many intervals the tuner waits after a step back before it grows.
+	// tuneProbe is how many samples the tuner waits after a step back before it grows.
 	tuneProbe = 10
+	// tuneLooks is how many times an interval the meter is looked at, and tuneTurns how many
+	// downloads per slot of the limit make a sample before the interval is over: see tune.
+	tuneLooks = 4
+	tuneTurns = 1
 )
 
 // fetchSample is what the fetch stage did during one interval.
@@ -101,6 +106,7 @@ func (t *tuner) next(s fetchSample) int {
 // fetchMeter counts what the fetch stage does, for the tuner.
 type fetchMeter struct {
 	done, busy, bytes atomic.Int64
+	first             atomic.Int64 // when the first download began, in Unix nanoseconds; 0 before
 }
 
 func (m *fetchMeter) record(d time.Duration, bytes int64) {
@@ -122,19 +128,32 @@ func parseWorkers(fetchers int) int {
 	return min(10, (fetchers+4)/5+2)
 }
 
-// tune moves the limits every tuneInterval until stop is closed; done is closed when it
-// returns. It owns nothing else.
+// tune moves the limits until stop is closed; done is closed when it returns. It owns
+// nothing else. It looks at the meter every tuneInterval/tuneLooks, and feeds the tuner a
+// sample once tuneInterval has passed or every download slot of the limit has finished
+// tuneTurns downloads, whichever comes first: fast downloads are measured, and the limit
+// found, in a fraction of an interval.
 func tune(m *fetchMeter, t *tuner, fetch, parse *flow.Limit, chosen *atomic.Int64, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	tick := time.NewTicker(tuneInterval)
+	tick := time.NewTicker(tuneInterval / tuneLooks)
 	defer tick.Stop()
 	last := time.Now()
+	n := t.limit
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-tick.C:
-			n := t.next(m.take(now.Sub(last)))
+			if first := m.first.Load(); first == 0 {
+				last = now // no download yet: the first interval begins with the first one
+				continue
+			} else if t := time.Unix(0, first); t.After(last) {
+				last = t
+			}
+			if now.Sub(last) < tuneInterval && m.done.Load() < int64(tuneTurns*n) {
+				continue
+			}
+			n = t.next(m.take(now.Sub(last)))
 			last = now
 			fetch.Set(n)
 			parse.Set(parseWorkers(n))
@@ -147,6 +166,7 @@ func tune(m *fetchMeter, t *tuner, fetch, parse *flow.Limit, chosen *atomic.Int6
 func meteredFetch(fetch func(context.Context, objectJob) ([]*fetched, error), m *fetchMeter) func(context.Context, objectJob) ([]*fetched, error) {
 	return func(ctx context.Context, j objectJob) ([]*fetched, error) {
 		began := time.Now()
+		m.first.CompareAndSwap(0, began.UnixNano())
 		fs, err := fetch(ctx, j)
 		var size int64
 		for _, f := range fs {

@@ -1,8 +1,14 @@
 package app
 
 import (
+	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/palleto/palleto/flow"
 )
 
 // feed runs the tuner for n intervals against a model of the fetch stage: rate(limit) is
@@ -91,4 +97,60 @@ func TestParseWorkers(t *testing.T) {
 			t.Errorf("parseWorkers(%d) = %d, want %d", c.fetchers, got, c.want)
 		}
 	}
+}
+
+// TestTuneSamplesFastDownloadsEarly checks the loop around the tuner: the time before the
+// first download is not part of a sample, and once every slot of the limit has finished a
+// download the sample is taken, before tuneInterval is over; fewer downloads are sampled once
+// the interval is over.
+func TestTuneSamplesFastDownloadsEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const look = tuneInterval / tuneLooks
+		var m fetchMeter
+		fetch, parse := flow.NewLimit(tuneStart), flow.NewLimit(parseWorkers(tuneStart))
+		var chosen atomic.Int64
+		stop, done := make(chan struct{}), make(chan struct{})
+		t0 := time.Now()
+		go tune(&m, newTuner(), fetch, parse, &chosen, stop, done)
+		defer func() { close(stop); <-done }()
+		download := func(n int, d time.Duration) {
+			var wg sync.WaitGroup
+			for range n {
+				wg.Go(func() {
+					meteredFetch(func(context.Context, objectJob) ([]*fetched, error) {
+						time.Sleep(d)
+						return nil, nil
+					}, &m)(t.Context(), objectJob{})
+				})
+			}
+			wg.Wait()
+		}
+		until := func(d time.Duration) { time.Sleep(time.Until(t0.Add(d))); synctest.Wait() }
+
+		// Start-up: no download for three intervals. Then every slot busy for most of a
+		// look: at the next look the sample shows it, and the limit grows.
+		until(3 * tuneInterval)
+		download(tuneStart, look*4/5)
+		until(3*tuneInterval + look + time.Millisecond)
+		if got := fetch.N(); got != 2*tuneStart {
+			t.Fatalf("limit %d a look after the first downloads, want %d: sampled before the interval ended, its start-up left out", got, 2*tuneStart)
+		}
+		if got, want := parse.N(), parseWorkers(2*tuneStart); got != want {
+			t.Errorf("parse limit %d, want %d", got, want)
+		}
+		if got := chosen.Load(); got != 2*tuneStart {
+			t.Errorf("chosen %d, want %d", got, 2*tuneStart)
+		}
+
+		// Two downloads for sixteen slots: sampled when the interval is over, not before.
+		download(2, look/2)
+		until(3*tuneInterval + look + tuneInterval - look/2)
+		if got := m.done.Load(); got != 2 {
+			t.Fatalf("%d downloads left in the meter before the interval ended, want the 2 not yet sampled", got)
+		}
+		until(3*tuneInterval + look + tuneInterval + time.Millisecond)
+		if got := m.done.Load(); got != 0 {
+			t.Fatalf("%d downloads left in the meter after the interval ended, want them sampled", got)
+		}
+	})
 }

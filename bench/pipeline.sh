@@ -23,6 +23,12 @@
 #                          sides), so that no side always runs first
 #   BACKEND=local         or fauxqs (needs Node.js)
 #   KEEP=DIR               keep the binaries, the JSON lines and the logs in DIR
+#   OUTPUTS=remove         or keep: a run's result files are removed as soon as they
+#                          are checked, or kept until the script ends. On ext4
+#                          without a journal (as on our machines) the kernel skips
+#                          inodes freed in the last minute when it creates a file,
+#                          so that every run after a removal pays more per result
+#                          file created; "keep" measures without that cost.
 #
 # Prints one line per run, then a Markdown table of medians with ratios to
 # the loop of the same round trip (pipebench report). Wall time is from the
@@ -111,7 +117,9 @@ for lat in $latencies; do
 			res=$("$pb" exec ${page[@]+"${page[@]}"} -latency "$lat" -side "$side" -round "$r" -n "$n" -stats "$(field stats)" -out "$out" -- "${cmd[@]}" 2>"$work/run-$q.log")
 			echo "$res" >>"$results"
 			echo "$lat $side round $r: $res"
-			rm -rf "$out"
+			if [[ ${OUTPUTS:-remove} == remove ]]; then
+				rm -rf "$out"
+			fi
 		done
 	done
 	stop_backend
