@@ -29,6 +29,7 @@
 #                          inodes freed in the last minute when it creates a file,
 #                          so that every run after a removal pays more per result
 #                          file created; "keep" measures without that cost.
+#                          After each run, sync(1) writes back what it left unsynced.
 #
 # Prints one line per run, then a Markdown table of medians with ratios to
 # the loop of the same round trip (pipebench report). Wall time is from the
@@ -120,6 +121,9 @@ for lat in $latencies; do
 			if [[ ${OUTPUTS:-remove} == remove ]]; then
 				rm -rf "$out"
 			fi
+			# Write back what the run left unsynced (the loop syncs nothing), so that the
+			# next run does not pay for it in its own syncs.
+			sync
 		done
 	done
 	stop_backend
