@@ -147,8 +147,8 @@ func tune(m *fetchMeter, t *tuner, fetch, parse *flow.Limit, chosen *atomic.Int6
 			if first := m.first.Load(); first == 0 {
 				last = now // no download yet: the first interval begins with the first one
 				continue
-			} else if t := time.Unix(0, first); t.After(last) {
-				last = t
+			} else if began := time.Unix(0, first); began.After(last) {
+				last = began
 			}
 			if now.Sub(last) < tuneInterval && m.done.Load() < int64(tuneTurns*n) {
 				continue
