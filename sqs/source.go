@@ -209,8 +209,10 @@ func (s *Source) Check(ctx context.Context) error {
 			policy := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]
 			s.mu.Lock()
 			s.checkedRedrive = &policy
-			if c, err := countsOf(out.Attributes); s.cfg.Drain && !s.fifo && err == nil {
-				s.drainLeft = c.Total()
+			if s.cfg.Drain && !s.fifo {
+				if c, err := countsOf(out.Attributes); err == nil {
+					s.drainLeft = c.Total()
+				}
 			}
 			s.unlock()
 		}

@@ -1034,18 +1034,26 @@ func TestDrain(t *testing.T) {
 	})
 }
 
+// checkedDrain starts a draining source on a queue of n messages, and checks it: Check reads
+// the backlog.
+func checkedDrain(t *testing.T, n int) (*fakeSQS, *Source) {
+	t.Helper()
+	f := newFake(qURL)
+	f.put(qURL, numbered("m", n)...)
+	s := start(t, f, Config{Drain: true})
+	if err := s.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return f, s
+}
+
 // TestDrainReceivesFollowTheBacklog checks that under Drain, no more receives are in flight
 // than the backlog that Check counted still needs (at least one), and that an answer beyond
 // that count lifts the bound.
 func TestDrainReceivesFollowTheBacklog(t *testing.T) {
 	t.Run("Counted", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			f := newFake(qURL)
-			f.put(qURL, numbered("m", 25)...)
-			s := start(t, f, Config{Drain: true})
-			if err := s.Check(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			f, s := checkedDrain(t, 25)
 			p := receiveAsync(t.Context(), s, 100)
 			synctest.Wait()
 			if got := len(f.callsOf("ReceiveMessage")); got != 3 {
@@ -1067,12 +1075,7 @@ func TestDrainReceivesFollowTheBacklog(t *testing.T) {
 	})
 	t.Run("CountShort", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			f := newFake(qURL)
-			f.put(qURL, numbered("m", 5)...)
-			s := start(t, f, Config{Drain: true})
-			if err := s.Check(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			f, s := checkedDrain(t, 5)
 			f.put(qURL, numbered("late", 45)...) // sent after the count
 			msgs := receive(t, s, 10)
 			if got := len(f.callsOf("ReceiveMessage")); got != 1 {
