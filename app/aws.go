@@ -33,10 +33,15 @@ func loadAWS(ctx context.Context, given *aws.Config, flag string) (aws.Config, e
 		cfg = *given
 	} else {
 		var err error
-		cfg, err = awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(pooledHTTPClient()))
+		cfg, err = awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
 			return aws.Config{}, &ConfigError{flag, "AWS configuration: " + err.Error()}
 		}
+		// The SDK adds a CA bundle (AWS_CA_BUNDLE, a profile's ca_bundle) to the client as an
+		// option that reads the bundle from a reader, and runs it each time a client is derived
+		// from this one: a second derived client would read an empty bundle and trust nothing.
+		// Deriving one here, once, parses the bundle once for all the clients of the process.
+		cfg.HTTPClient = httpClient(cfg)
 	}
 	if cfg.Region == "" {
 		return aws.Config{}, &ConfigError{flag, "no AWS region: set AWS_REGION (or a profile's region)"}
@@ -49,8 +54,16 @@ func loadAWS(ctx context.Context, given *aws.Config, flag string) (aws.Config, e
 // beyond it, every request that ends closes its connection and the next opens a new one.
 const maxConnsIdle = 128
 
-func pooledHTTPClient() *awshttp.BuildableClient {
-	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+// httpClient is the HTTP client that the AWS clients of a process derive theirs from: the
+// configuration's, so that they trust what it trusts (its CA bundle), with idle connections
+// pooled as a run needs. A configuration whose client is not the SDK's (given by a caller)
+// gets a new one.
+func httpClient(cfg aws.Config) *awshttp.BuildableClient {
+	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		b = awshttp.NewBuildableClient()
+	}
+	return b.WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns = max(tr.MaxIdleConns, 2*maxConnsIdle)
 		tr.MaxIdleConnsPerHost = maxConnsIdle
 	})
@@ -62,7 +75,7 @@ func pooledHTTPClient() *awshttp.BuildableClient {
 func newSQSClient(awsCfg aws.Config, timeout time.Duration) *awssqs.Client {
 	return awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
 		if timeout > 0 {
-			o.HTTPClient = pooledHTTPClient().WithTimeout(timeout)
+			o.HTTPClient = httpClient(awsCfg).WithTimeout(timeout)
 		}
 		o.HTTPClient = ownBodies{o.HTTPClient}
 	})

@@ -412,7 +412,7 @@ func newS3(awsCfg aws.Config, requestTimeout time.Duration) object.Getter {
 		// An object stored without a checksum (any object of an S3-compatible store, or
 		// uploaded without one) is not an event worth a log line per download.
 		o.DisableLogOutputChecksumValidationSkipped = true
-		o.HTTPClient = pooledHTTPClient().WithTransportOptions(func(tr *http.Transport) {
+		o.HTTPClient = httpClient(awsCfg).WithTransportOptions(func(tr *http.Transport) {
 			tr.ResponseHeaderTimeout = requestTimeout
 		})
 	})

@@ -6,12 +6,18 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -545,4 +551,53 @@ func TestRunSweepsCrashLeftovers(t *testing.T) {
 			t.Errorf("a fresh temporary file was removed: %v", err)
 		}
 	})
+}
+
+// TestRunTrustsTheCABundle runs against SQS and S3 served over TLS with a certificate that
+// only the CA bundle named by AWS_CA_BUNDLE vouches for, as behind a company's proxy or in
+// front of an S3-compatible store: both clients of the run must trust that bundle. Without
+// it, the start-up check must refuse the endpoint and name the certificate.
+func TestRunTrustsTheCABundle(t *testing.T) {
+	bk := awstest.Local(t)
+	e := newEnv(t, bk, 3)
+	e.put(t, "a.log", lines(3, "a"))
+	target, err := url.Parse(bk.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toBackend := &http.Transport{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = toBackend
+	front := httptest.NewUnstartedServer(proxy)
+	front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes of the first run
+	front.StartTLS()
+	t.Cleanup(toBackend.CloseIdleConnections)
+	t.Cleanup(front.Close)
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL": front.URL, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+		"AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+		"AWS_ENDPOINT_URL_SQS": "", "AWS_ENDPOINT_URL_S3": "", "AWS_CA_BUNDLE": "",
+	} {
+		t.Setenv(k, v)
+	}
+	fromEnv := func(c *app.Config) { c.AWS = nil }
+
+	_, err = app.Run(t.Context(), e.config(fromEnv))
+	var ce *app.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("run without the bundle: %v, want a configuration error naming the certificate", err)
+	}
+
+	t.Setenv("AWS_CA_BUNDLE", bundle)
+	e.run(t, fromEnv)
+	if r, ok := e.result(t, "a.log"); !ok || r.Lines != 3 {
+		t.Fatalf("result of a.log over TLS: %+v, %v; want 3 lines", r, ok)
+	}
+	if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
+		t.Errorf("queue left with %s visible, %s in flight: the delete did not go through", v, f)
+	}
 }
