@@ -52,18 +52,29 @@ type pending struct {
 	err  error
 }
 
-// sync returns once item has been made durable by a round that began after the call, with
-// that round's error for it.
-func (c *commits) sync(item commitItem) error {
-	p := &pending{item: item}
+// sync returns once the items have been made durable by a round that began after the call,
+// all by the same one, with the first error that round met for them.
+func (c *commits) sync(items ...commitItem) error {
+	ps := make([]*pending, len(items))
+	for i, it := range items {
+		ps[i] = &pending{item: it}
+	}
+	firstErr := func() error {
+		for _, p := range ps {
+			if p.err != nil {
+				return p.err
+			}
+		}
+		return nil
+	}
 	c.mu.Lock()
 	if r := c.next; r != nil {
-		r.items = append(r.items, p)
+		r.items = append(r.items, ps...)
 		c.mu.Unlock()
 		<-r.done
-		return p.err
+		return firstErr()
 	}
-	r := &round{items: []*pending{p}, done: make(chan struct{})}
+	r := &round{items: ps, done: make(chan struct{})}
 	prev := c.running
 	if prev == nil {
 		c.running = r
@@ -85,7 +96,7 @@ func (c *commits) sync(item commitItem) error {
 	}
 	c.mu.Unlock()
 	close(r.done)
-	return p.err
+	return firstErr()
 }
 
 // run syncs the items of one round and sets each one's error.

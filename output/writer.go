@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,31 +255,61 @@ func (w *Writer) openDir(dirRel string) (*resultDir, func(), error) {
 
 // mkdirs creates each missing directory of dirRel and syncs its parent, so that a result
 // reported written is still reachable after a crash. Each directory is created under its
-// own lock: a goroutine that finds it existing knows that its creator has synced it.
-func (w *Writer) mkdirs(dirRel string) error {
+// own lock, held until its parent is synced: a goroutine that finds it existing knows that
+// it is durable. The syncs of the parents are commit items, all in one round shared with
+// concurrent writes: a write that makes three levels waits for one round, not three, and a
+// run whose keys spread over many new directories pays one sync per round for them, not one
+// per directory.
+func (w *Writer) mkdirs(dirRel string) (err error) {
+	var made []string // made here, each still locked
+	var items []commitItem
+	var unlocks []func()
+	defer func() {
+		if err != nil {
+			// Unmade, so that the next write makes them again and syncs their parents: one
+			// that found them would take them for durable.
+			for _, dir := range slices.Backward(made) {
+				w.root.Remove(dir)
+			}
+		}
+		for _, unlock := range slices.Backward(unlocks) {
+			unlock()
+		}
+	}()
 	parent := "."
 	for part := range strings.SplitSeq(strings.TrimSuffix(dirRel, "/"), "/") {
-		cur := path.Join(parent, part)
-		if err := w.mkdir(parent, cur); err != nil {
+		dir := path.Join(parent, part)
+		unlock := w.paths.lock(dir + "/")
+		err := w.root.Mkdir(dir, 0o755)
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			unlock()
+		case err != nil:
+			unlock()
 			return err
+		default:
+			made, unlocks = append(made, dir), append(unlocks, unlock)
+			items = append(items, w.dirItem(parent))
 		}
-		parent = cur
+		parent = dir
 	}
-	return nil
-}
-
-func (w *Writer) mkdir(parent, dir string) error {
-	unlock := w.paths.lock(dir + "/")
-	defer unlock()
-	err := w.root.Mkdir(dir, 0o755)
-	if errors.Is(err, fs.ErrExist) {
+	if len(items) == 0 {
 		return nil
 	}
-	if err != nil {
+	if err := w.step("syncparent"); err != nil {
 		return err
 	}
-	return syncDir(w.root, parent)
+	return w.commits.sync(items...)
 }
+
+// dirItem is the entries of the directory at rel (a path under the Writer's directory), to
+// be made durable.
+func (w *Writer) dirItem(rel string) commitItem {
+	return commitItem{key: dirPath(rel), sync: func() error { return syncDir(w.root, rel) }}
+}
+
+// dirPath is the commit key of a directory named by its path under the Writer's directory.
+type dirPath string
 
 // replace writes data to a temporary file in dir, makes it durable, renames it to name and
 // makes the rename durable; the syncs are shared with concurrent writes (see commits). The

@@ -313,6 +313,47 @@ func TestFailedWriteLeavesNoTemp(t *testing.T) {
 	}
 }
 
+// TestFailedParentSync checks that a directory whose parent could not be synced is not left
+// for the next write to take as durable: that write makes it again, and syncs its parent.
+func TestFailedParentSync(t *testing.T) {
+	w := newWriter(t)
+	mustWrite(t, w, result("b", "k", "01"), Written) // the bucket's directory exists
+	syncs := 0
+	w.fail = func(s string) error {
+		if s != "syncparent" {
+			return nil
+		}
+		syncs++
+		if syncs == 1 {
+			return errInjected
+		}
+		return nil
+	}
+	if _, _, err := w.Write(result("b", "d/k", "01")); !errors.Is(err, errInjected) {
+		t.Fatalf("Write: %v, want the injected error", err)
+	}
+	if _, err := os.Stat(filepath.Dir(w.Path("b", "d/k"))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the directory whose parent was not synced is still there: %v", err)
+	}
+	mustWrite(t, w, result("b", "d/k", "01"), Written)
+	if syncs != 2 {
+		t.Errorf("parent synced %d times, want 2: the retry must make the directory again", syncs)
+	}
+}
+
+// TestNewDirectoriesShareOneRound checks that the parents of the directories a write makes
+// are synced in one commit round, not in one round per level: three new levels are three
+// items of one round, which syncs the file system as a whole.
+func TestNewDirectoriesShareOneRound(t *testing.T) {
+	w := newWriter(t)
+	wholes := 0
+	w.commits.whole = func() error { wholes++; return nil }
+	mustWrite(t, w, result("b", "d/e/k", "01"), Written) // makes b, b/d and b/d/e
+	if wholes != 1 {
+		t.Errorf("%d rounds synced three items at once, want 1", wholes)
+	}
+}
+
 func TestReadOnlyDir(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root writes to read-only directories; TestFailedWriteLeavesNoTemp covers the cleanup")
