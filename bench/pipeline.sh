@@ -35,7 +35,10 @@
 # the loop of the same round trip (pipebench report). Wall time is from the
 # start of the command to its exit; CPU time and peak RSS come from the
 # child's rusage; requests are counted by the proxies; every result file is
-# checked, and a run with a missing or wrong one does not count.
+# checked, and a run with a missing or wrong one does not count. The last
+# columns split the wall time: the time to the first result file (the fixed
+# cost of starting up) and the pace from the first result to the last (the
+# steady rate), from the result files' modification times.
 set -euo pipefail
 
 runs=${RUNS:-3}

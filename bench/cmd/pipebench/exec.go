@@ -21,10 +21,15 @@ type Run struct {
 	Round   int    `json:"round"`
 	Objects int    `json:"objects"`
 
-	WallS     float64 `json:"wall_s"`
-	UserS     float64 `json:"user_s"`
-	SysS      float64 `json:"sys_s"`
-	MaxRSSKiB int64   `json:"maxrss_kib"`
+	WallS float64 `json:"wall_s"`
+	// FirstResultS and LastResultS are when the first and the last result files were
+	// written, in seconds from the start: the first tells the fixed cost of starting up,
+	// and between the two the run goes at its steady pace.
+	FirstResultS float64 `json:"first_result_s,omitempty"`
+	LastResultS  float64 `json:"last_result_s,omitempty"`
+	UserS        float64 `json:"user_s"`
+	SysS         float64 `json:"sys_s"`
+	MaxRSSKiB    int64   `json:"maxrss_kib"`
 	// PagePolls counts the snapshots that a dashboard held open during the run (exec -page)
 	// polled from the admin listener.
 	PagePolls int `json:"page_polls,omitempty"`
@@ -123,9 +128,12 @@ func execCmd(ctx context.Context, args []string) error {
 		r.Error = fmt.Sprintf("%s: %v", argv[0], err)
 	case r.Error != "":
 	default:
-		if err := check(*out, *bucket, r.Objects); err != nil {
+		times, err := check(*out, *bucket, r.Objects)
+		if err != nil {
 			r.Error = err.Error()
+			break
 		}
+		r.FirstResultS, r.LastResultS = times.first.Sub(began).Seconds(), times.last.Sub(began).Seconds()
 	}
 	if r.Requests, err = getStats(*stats, http.MethodGet); err != nil {
 		return err

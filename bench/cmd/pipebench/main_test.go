@@ -55,14 +55,18 @@ func TestCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := check(dir, "b", 2); err != nil {
+	times, err := check(dir, "b", 2)
+	if err != nil {
 		t.Errorf("check of 2 good results: %v", err)
 	}
-	err = check(dir, "b", n)
+	if times.first.IsZero() || times.last.Before(times.first) {
+		t.Errorf("check of 2 good results: written from %v to %v, want the first no later than the last", times.first, times.last)
+	}
+	_, err = check(dir, "b", n)
 	if err == nil || !strings.Contains(err.Error(), "1 of 3") {
 		t.Errorf("check with a wrong count = %v, want 1 of 3 wrong", err)
 	}
-	if err := check(dir, "b", n+1); err == nil || !strings.Contains(err.Error(), "2 of 4") {
+	if _, err := check(dir, "b", n+1); err == nil || !strings.Contains(err.Error(), "2 of 4") {
 		t.Errorf("check with a missing result = %v, want 2 of 4", err)
 	}
 }
@@ -70,9 +74,9 @@ func TestCheck(t *testing.T) {
 func TestReportRatios(t *testing.T) {
 	runs := []Run{
 		{Latency: "10ms", Side: "loop", Objects: 100, WallS: 1, UserS: 0.1, Requests: map[string]int64{"ReceiveMessage": 10, "DeleteMessageBatch": 10, "S3.GetObject": 100}},
-		{Latency: "10ms", Side: "loop", Objects: 100, WallS: 2},
+		{Latency: "10ms", Side: "loop", Objects: 100, WallS: 2, FirstResultS: 0.02, LastResultS: 1.98},
 		{Latency: "10ms", Side: "loop", Objects: 100, WallS: 4},
-		{Latency: "10ms", Side: "palleto", Objects: 100, WallS: 1},
+		{Latency: "10ms", Side: "palleto", Objects: 100, WallS: 1, FirstResultS: 0.1, LastResultS: 0.595},
 		{Latency: "10ms", Side: "palleto", Objects: 100, WallS: 0.5, Error: "1 of 100 results missing"},
 	}
 	sums := summarize(runs)
@@ -89,6 +93,10 @@ func TestReportRatios(t *testing.T) {
 	writeReport(&buf, runs, "loop")
 	if !strings.Contains(buf.String(), "| 10ms | palleto | 100 | 2.00× |") {
 		t.Errorf("report lacks the ratio to the loop:\n%s", buf.String())
+	}
+	// From the first result: 99 objects in 1.96 s and in 0.495 s.
+	if !strings.Contains(buf.String(), "| 100 | 200 | 3.96× |") || !strings.Contains(buf.String(), "| 20 | 51 | 1.00× |") {
+		t.Errorf("report lacks the time to the first result and the pace from it:\n%s", buf.String())
 	}
 }
 

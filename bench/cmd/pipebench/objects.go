@@ -10,9 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -171,13 +173,24 @@ func notifyCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// check compares the result file of each of the n objects with what it must say.
-func check(out, bucket string, n int) error {
+// resultTimes is when the first and the last result files of a run were written (their
+// modification times).
+type resultTimes struct{ first, last time.Time }
+
+// check compares the result file of each of the n objects with what it must say, and
+// returns when the first and the last of them were written.
+func check(out, bucket string, n int) (resultTimes, error) {
 	bad := 0
 	var first string
+	var times resultTimes
 	for i := range n {
 		o := genObject(i)
-		r, err := output.Read(filepath.Join(out, output.RelPath(bucket, o.key)))
+		path := filepath.Join(out, output.RelPath(bucket, o.key))
+		r, err := output.Read(path)
+		var info os.FileInfo
+		if err == nil {
+			info, err = os.Stat(path)
+		}
 		var why string
 		switch {
 		case err != nil:
@@ -193,12 +206,19 @@ func check(out, bucket string, n int) error {
 				first = why
 			}
 			bad++
+			continue
+		}
+		if t := info.ModTime(); times.first.IsZero() || t.Before(times.first) {
+			times.first = t
+		}
+		if t := info.ModTime(); t.After(times.last) {
+			times.last = t
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("%d of %d results missing or wrong; first: %s", bad, n, first)
+		return resultTimes{}, fmt.Errorf("%d of %d results missing or wrong; first: %s", bad, n, first)
 	}
-	return nil
+	return times, nil
 }
 
 func checkCmd(args []string) error {
@@ -209,5 +229,6 @@ func checkCmd(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return check(*out, *bucket, *n)
+	_, err := check(*out, *bucket, *n)
+	return err
 }

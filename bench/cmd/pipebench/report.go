@@ -21,6 +21,9 @@ type summary struct {
 	S3PerObject    float64
 	CPUMsPerObject float64
 	MaxRSSMiB      float64
+	// FirstResultMs is the time from the start to the first result; SteadyObjPerS the pace
+	// from the first result to the last.
+	FirstResultMs, SteadyObjPerS float64
 }
 
 func median(xs []float64) float64 {
@@ -51,7 +54,7 @@ func summarize(runs []Run) []summary {
 	var out []summary
 	for _, k := range order {
 		s := summary{Latency: k.lat, Side: k.side}
-		var ops, sqs, s3, cpu, rss []float64
+		var ops, sqs, s3, cpu, rss, first, steady []float64
 		for _, r := range groups[k] {
 			s.Runs++
 			if r.Error != "" || r.Objects == 0 || r.WallS <= 0 {
@@ -64,9 +67,14 @@ func summarize(runs []Run) []summary {
 			s3 = append(s3, float64(r.Requests["S3.GetObject"])/n)
 			cpu = append(cpu, (r.UserS+r.SysS)*1000/n)
 			rss = append(rss, float64(r.MaxRSSKiB)/1024)
+			if span := r.LastResultS - r.FirstResultS; r.FirstResultS > 0 && span > 0 && r.Objects > 1 {
+				first = append(first, r.FirstResultS*1000)
+				steady = append(steady, float64(r.Objects-1)/span)
+			}
 		}
 		s.ObjPerS, s.SQSPerObject, s.S3PerObject = median(ops), median(sqs), median(s3)
 		s.CPUMsPerObject, s.MaxRSSMiB = median(cpu), median(rss)
+		s.FirstResultMs, s.SteadyObjPerS = median(first), median(steady)
 		out = append(out, s)
 	}
 	return out
@@ -82,13 +90,14 @@ func writeReport(w io.Writer, runs []Run, base string) {
 			bases[s.Latency] = s
 		}
 	}
-	fmt.Fprintf(w, "| round trip | side | objects/s | vs %s | SQS req/object | GetObject/object | CPU ms/object | vs %s | peak RSS MiB | good runs |\n", base, base)
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "| round trip | side | objects/s | vs %s | SQS req/object | GetObject/object | CPU ms/object | vs %s | peak RSS MiB | good runs | first result ms | objects/s from the first result | vs %s |\n", base, base, base)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range sums {
 		b := bases[s.Latency]
-		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.3f | %.2f | %.3f | %s | %.1f | %d/%d |\n",
+		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.3f | %.2f | %.3f | %s | %.1f | %d/%d | %.0f | %.0f | %s |\n",
 			s.Latency, s.Side, s.ObjPerS, ratio(s.ObjPerS, b.ObjPerS), s.SQSPerObject, s.S3PerObject,
-			s.CPUMsPerObject, ratio(s.CPUMsPerObject, b.CPUMsPerObject), s.MaxRSSMiB, s.Runs-s.Bad, s.Runs)
+			s.CPUMsPerObject, ratio(s.CPUMsPerObject, b.CPUMsPerObject), s.MaxRSSMiB, s.Runs-s.Bad, s.Runs,
+			s.FirstResultMs, s.SteadyObjPerS, ratio(s.SteadyObjPerS, b.SteadyObjPerS))
 	}
 	for _, r := range runs {
 		if r.Error != "" {
