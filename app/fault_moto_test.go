@@ -105,7 +105,7 @@ func (r *faultRun) pausedThenCured(t *testing.T, e *env, cause, cure string, key
 		t.Errorf("/healthz says %q: want the pause and its cause", body)
 	}
 	time.Sleep(4 * time.Second)
-	if dl := e.deadLetterBodies(t); len(dl) != 0 {
+	if dl := e.deadLetterBodies(t, 0); len(dl) != 0 {
 		t.Fatalf("dead-letter queue holds %q during a fault of the environment", dl)
 	}
 	if err := os.Remove(cure); err != nil {
@@ -150,7 +150,7 @@ func TestUnwritableResultsPauseThenRecover(t *testing.T) {
 		}
 		r.pausedThenCured(t, e, "not a directory", blocker, keys)
 		sum := r.stop(t)
-		if dl := e.deadLetterBodies(t); len(dl) != 0 {
+		if dl := e.deadLetterBodies(t, 0); len(dl) != 0 {
 			t.Fatalf("dead-letter queue holds %q", dl)
 		}
 		if v, f := e.queueCounts(t, e.queue.URL); v != "0" || f != "0" {
@@ -191,7 +191,7 @@ func TestFullDiskPausesThenRecovers(t *testing.T) {
 		}
 		r.pausedThenCured(t, e, "no space left on device", filler, keys)
 		r.stop(t)
-		if dl := e.deadLetterBodies(t); len(dl) != 0 {
+		if dl := e.deadLetterBodies(t, 0); len(dl) != 0 {
 			t.Fatalf("dead-letter queue holds %q", dl)
 		}
 	})
