@@ -53,7 +53,9 @@
 // that began after it asked, and a round syncs each file and directory it holds once. On
 // Linux 5.8 and later, a round of three or more makes one syncfs call for the file system
 // instead, which writes out everything pending on it (other files too) and reports any write
-// error since the Writer was opened; a write error fails every write of the round. On
+// error since the Writer was opened; a write error fails every write of the round. The
+// directories a write makes for its result (bucket, key prefixes) are made durable the same
+// way: their parents are synced as items of one round, shared with the writes around it. On
 // error the temporary file is removed; only a crash can leave one behind (".palleto-*.tmp",
 // safe to delete), and [Writer.Sweep] removes those (palleto run does at start). Before writing it reads the result already there:
 //
