@@ -14,14 +14,7 @@ set -euo pipefail
 
 size=${1:-512M}
 runs=${RUNS:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n "${KEEP:-}" ]]; then
-	work=$KEEP
-	mkdir -p "$work"
-else
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
-fi
+. "$(dirname "$0")/lib.sh"
 
 (cd "$root" && go build -o "$work/analyze" ./bench/cmd/analyze)
 

@@ -46,28 +46,7 @@ n=${N:-1000}
 latencies=${LATENCIES:-0 10ms 50ms}
 sides=${SIDES:-loop;palleto}
 backend=${BACKEND:-local}
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n "${KEEP:-}" ]]; then
-	work=$KEEP
-	mkdir -p "$work"
-else
-	work=$(mktemp -d)
-fi
-backend_pid=""
-stop_backend() {
-	if [[ -n "$backend_pid" ]]; then
-		kill "$backend_pid" 2>/dev/null || true
-		wait "$backend_pid" 2>/dev/null || true
-		backend_pid=""
-	fi
-}
-cleanup() {
-	stop_backend
-	if [[ -z "${KEEP:-}" ]]; then
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 (cd "$root" && go build -o "$work/palleto" ./cmd/palleto && go build -o "$work/pipebench" ./bench/cmd/pipebench)
 pb=$work/pipebench
@@ -79,21 +58,11 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo "backend: $backend; N=$n objects, runs: $runs, sides: $sides"
 q=0
 for lat in $latencies; do
-	PALLETO_FAUXQS_DIR="$root/bench/fauxqs" "$pb" backend -backend "$backend" -latency "$lat" >"$work/backend.out" 2>"$work/backend-$lat.log" &
-	backend_pid=$!
-	for _ in $(seq 1 600); do
-		[[ -s "$work/backend.out" ]] && break
-		if ! kill -0 "$backend_pid" 2>/dev/null; then
-			echo "backend failed:" >&2
-			cat "$work/backend-$lat.log" >&2
-			exit 1
-		fi
-		sleep 0.2
-	done
-	line=$(head -n1 "$work/backend.out")
-	field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <<<"$line"; }
-	"$pb" objects -s3 "$(field direct_s3)" -bucket bench -n "$n"
-	export AWS_ENDPOINT_URL_SQS=$(field sqs) AWS_ENDPOINT_URL_S3=$(field s3)
+	be=$work/backend-$lat
+	PALLETO_FAUXQS_DIR="$root/bench/fauxqs" start "$be" "$pb" backend -backend "$backend" -latency "$lat"
+	backend_pid=$started
+	"$pb" objects -s3 "$(field direct_s3 "$be")" -bucket bench -n "$n"
+	export AWS_ENDPOINT_URL_SQS=$(field sqs "$be") AWS_ENDPOINT_URL_S3=$(field s3 "$be")
 	export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 	for ((r = 1; r <= runs; r++)); do
@@ -104,7 +73,7 @@ for lat in $latencies; do
 			fi
 			side=${side_list[$j]}
 			q=$((q + 1))
-			url=$("$pb" notify -sqs "$(field direct_sqs)" -queue "bench-$q" -bucket bench -n "$n")
+			url=$("$pb" notify -sqs "$(field direct_sqs "$be")" -queue "bench-$q" -bucket bench -n "$n")
 			out=$work/out-$q
 			rm -rf "$out"
 			read -r -a words <<<"$side"
@@ -118,7 +87,7 @@ for lat in $latencies; do
 			else
 				cmd=("$work/palleto" run --queue-url "$url" --out "$out" --drain "${words[@]:1}")
 			fi
-			res=$("$pb" exec ${page[@]+"${page[@]}"} -latency "$lat" -side "$side" -round "$r" -n "$n" -stats "$(field stats)" -out "$out" -- "${cmd[@]}" 2>"$work/run-$q.log")
+			res=$("$pb" exec ${page[@]+"${page[@]}"} -latency "$lat" -side "$side" -round "$r" -n "$n" -stats "$(field stats "$be")" -out "$out" -- "${cmd[@]}" 2>"$work/run-$q.log")
 			echo "$res" >>"$results"
 			echo "$lat $side round $r: $res"
 			if [[ ${OUTPUTS:-remove} == remove ]]; then
@@ -129,7 +98,7 @@ for lat in $latencies; do
 			sync
 		done
 	done
-	stop_backend
+	stop "$backend_pid"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

@@ -12,6 +12,7 @@
 #   LATENCY=10ms    added to every request by both proxies
 #   ERRORS=0.025    fraction answered 500 by the faulty proxy
 #   THROTTLE=0.025  fraction answered RequestThrottled by the faulty proxy
+#   KEEP=DIR        keep the binaries and the logs in DIR
 #
 # Prints one line per run (msgs/s; requests per message as the proxy saw them, failed
 # attempts included), then the medians and their ratio. Needs Go and Node.js.
@@ -23,38 +24,12 @@ k=${K:-8}
 latency=${LATENCY:-10ms}
 errors=${ERRORS:-0.025}
 throttle=${THROTTLE:-0.025}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 (cd "$root" && go build -o "$work/sqsdrain" ./bench/cmd/sqsdrain && go build -o "$work/sqsproxy" ./bench/cmd/sqsproxy)
 
-# start OUT ARGS...: starts sqsproxy, waits for its JSON line in OUT.
-start() {
-	local out=$1
-	shift
-	"$work/sqsproxy" "$@" >"$out" 2>"$out.log" &
-	pids+=($!)
-	for _ in $(seq 1 600); do
-		[[ -s "$out" ]] && return
-		kill -0 "${pids[-1]}" 2>/dev/null || { echo "sqsproxy failed:" >&2; cat "$out.log" >&2; exit 1; }
-		sleep 0.5
-	done
-	echo "sqsproxy did not start" >&2
-	exit 1
-}
-field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <"$2"; }
-
-PALLETO_FAUXQS_DIR="$root/bench/fauxqs" start "$work/clean" -fauxqs -latency "$latency"
-start "$work/faulty" -target "$(field target "$work/clean")" -latency "$latency" -error500 "$errors" -throttle "$throttle"
+PALLETO_FAUXQS_DIR="$root/bench/fauxqs" start "$work/clean" "$work/sqsproxy" -fauxqs -latency "$latency"
+start "$work/faulty" "$work/sqsproxy" -target "$(field target "$work/clean")" -latency "$latency" -error500 "$errors" -throttle "$throttle"
 
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_SQS

@@ -37,24 +37,7 @@ latency=${LATENCY:-10ms}
 idle=${IDLE:-1}
 flow_args=${FLOW_ARGS:-}
 backends=${BACKEND:-local}
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n "${KEEP:-}" ]]; then
-	work=$KEEP
-	mkdir -p "$work"
-else
-	work=$(mktemp -d)
-fi
-proxy_pid=""
-cleanup() {
-	if [[ -n "$proxy_pid" ]]; then
-		kill "$proxy_pid" 2>/dev/null || true
-		wait "$proxy_pid" 2>/dev/null || true
-	fi
-	if [[ -z "${KEEP:-}" ]]; then
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 (cd "$root" && go build -o "$work/sqsdrain" ./bench/cmd/sqsdrain && go build -o "$work/sqsproxy" ./bench/cmd/sqsproxy)
 
@@ -65,27 +48,15 @@ bench() {
 	# sqsproxy starts the stand-in (fauxqs: internal/fauxqs, 127.0.0.1, its own
 	# process group; local: in the proxy's process) and prints {"endpoint",
 	# "target", "stats"} once both are ready.
-	: >"$work/proxy.out"
-	PALLETO_FAUXQS_DIR="$root/bench/fauxqs" "$work/sqsproxy" "-$backend" -latency "$latency" >"$work/proxy.out" 2>"$work/proxy.log" &
-	proxy_pid=$!
-	for _ in $(seq 1 600); do
-		[[ -s "$work/proxy.out" ]] && break
-		if ! kill -0 "$proxy_pid" 2>/dev/null; then
-			echo "sqsproxy failed:" >&2
-			cat "$work/proxy.log" >&2
-			exit 1
-		fi
-		sleep 0.5
-	done
-	local line
-	line=$(head -n1 "$work/proxy.out")
-	field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <<<"$line"; }
+	local proxy=$work/proxy-$backend
+	PALLETO_FAUXQS_DIR="$root/bench/fauxqs" start "$proxy" "$work/sqsproxy" "-$backend" -latency "$latency"
+	local proxy_pid=$started
 	local endpoint stats stats_args=()
-	endpoint=$(field endpoint)
-	stats=$(field stats)
-	[[ -n "$endpoint" && -n "$stats" ]] || { echo "sqsproxy printed: $line" >&2; exit 1; }
+	endpoint=$(field endpoint "$proxy")
+	stats=$(field stats "$proxy")
+	[[ -n "$endpoint" && -n "$stats" ]] || { echo "sqsproxy printed: $(head -n1 "$proxy")" >&2; exit 1; }
 	if [[ $latency == 0 || $latency == 0s ]]; then
-		endpoint=$(field target) # nothing to add: no proxy in between
+		endpoint=$(field target "$proxy") # nothing to add: no proxy in between
 	else
 		stats_args=(-stats "$stats")
 	fi
@@ -140,9 +111,7 @@ bench() {
 		"$work/sqsdrain" -mode empty -queue "bench-$$-empty" -concurrency "$k" "${stats_args[@]}" -for 60s $flow_args >>"$results"
 		"$work/sqsdrain" -mode idle -queue "bench-$$-idle" -seed -n 200 -concurrency "$k" "${stats_args[@]}" -for 30s $flow_args >>"$results"
 	fi
-	kill "$proxy_pid" 2>/dev/null || true
-	wait "$proxy_pid" 2>/dev/null || true
-	proxy_pid=""
+	stop "$proxy_pid"
 	echo
 	"$work/sqsdrain" report "$results"
 	echo

@@ -1,0 +1,62 @@
+# What the benchmark scripts share. Each sources it first:
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# It sets root (the repository) and work (KEEP=DIR, made if missing and kept,
+# or a new temporary directory, removed on exit), and stops on exit every
+# helper started with start.
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [[ -n "${KEEP:-}" ]]; then
+	work=$KEEP
+	mkdir -p "$work"
+else
+	work=$(mktemp -d)
+fi
+helpers=()
+
+# stop PID: stops a helper and waits for it to end.
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+bench_exit() {
+	local p
+	for p in ${helpers[@]+"${helpers[@]}"}; do
+		stop "$p"
+	done
+	if [[ -z "${KEEP:-}" ]]; then
+		rm -rf "$work"
+	fi
+}
+trap bench_exit EXIT
+
+# start OUT CMD [ARGS...]: starts a helper in the background, its standard
+# output in OUT and its standard error in OUT.log, and waits for the line it
+# prints once ready (its addresses, as JSON); if it ends first, prints its log
+# and exits. Its pid is then in started; it is stopped on exit.
+start() {
+	local out=$1
+	shift
+	: >"$out"
+	"$@" >"$out" 2>"$out.log" &
+	started=$!
+	helpers+=("$started")
+	for _ in $(seq 1 600); do
+		[[ -s "$out" ]] && return
+		if ! kill -0 "$started" 2>/dev/null; then
+			echo "$(basename "$1") failed:" >&2
+			cat "$out.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+	echo "$(basename "$1") did not start in 2 minutes" >&2
+	exit 1
+}
+
+# field NAME FILE: the string field NAME of the JSON line a helper printed in FILE.
+field() {
+	sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <(head -n1 "$2")
+}
