@@ -130,8 +130,11 @@ func s3ErrorIsEnv(err error) bool {
 	case errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
+	// An answer's status says whose fault it is. A request that got no answer at all (a
+	// refused connection, a host name that does not resolve) has the status 0: the network
+	// error under it says.
 	var resp *awshttp.ResponseError
-	if errors.As(err, &resp) {
+	if errors.As(err, &resp) && resp.HTTPStatusCode() != 0 {
 		code := resp.HTTPStatusCode()
 		return code == http.StatusForbidden || code == http.StatusUnauthorized || code == http.StatusTooManyRequests || code >= 500
 	}

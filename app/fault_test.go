@@ -6,15 +6,42 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/object"
 	"github.com/palleto/palleto/output"
 )
+
+// getObjectError is the SDK's error for a GetObject sent to endpoint (one attempt), resolving
+// host names with resolver when not nil.
+func getObjectError(t *testing.T, endpoint string, resolver *net.Resolver) error {
+	t.Helper()
+	httpClient := awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) { d.Resolver = resolver })
+	client := s3.NewFromConfig(moto.Config(endpoint), func(o *s3.Options) {
+		o.UsePathStyle, o.RetryMaxAttempts, o.HTTPClient = true, 1, httpClient
+	})
+	_, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("k")})
+	if err == nil {
+		t.Fatalf("GetObject from %s succeeded", endpoint)
+	}
+	return err
+}
+
+// noDNS is a resolver whose name server cannot be reached: every name that /etc/hosts does not
+// hold fails to resolve.
+var noDNS = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("no name server here")
+}}
 
 // A fault pauses intake once; probes back off 1 s, 2 s, 4 s…; a probe that succeeds resumes
 // intake; a fault that outlasts maxFault gives up with it.
@@ -109,6 +136,9 @@ func TestFaultClassification(t *testing.T) {
 		{"S3 timeout", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", context.DeadlineExceeded)), true},
 		{"shutdown", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", context.Canceled)), false},
 		{"stalled body", s3Fault(nil, "b", "k", "", fmt.Errorf("x: %w", &object.StallError{Bucket: "b", Key: "k", Idle: time.Second})), true},
+		// No answer at all: the SDK's error has the status 0, and a network error under it.
+		{"S3 refusing connections", s3Fault(nil, "b", "k", "", getObjectError(t, "http://127.0.0.1:1", nil)), true},
+		{"S3's host name not resolving", s3Fault(nil, "b", "k", "", getObjectError(t, "http://s3.palleto.invalid:9000", noDNS)), true},
 	} {
 		var f *envFault
 		if got := errors.As(c.err, &f); got != c.env {
