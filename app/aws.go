@@ -263,9 +263,3 @@ func innermost(err error) string {
 		err = next
 	}
 }
-
-// endpointOverridden tells whether S3 is served from a custom endpoint (moto, MinIO, …),
-// which wants path-style addressing.
-func endpointOverridden(cfg aws.Config) bool {
-	return cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
-}

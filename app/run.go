@@ -406,7 +406,10 @@ func (t *tally) summary(elapsed time.Duration) Summary {
 // failed as a timeout: an environment fault); a download as a whole may take longer.
 func newS3(awsCfg aws.Config, requestTimeout time.Duration) object.Getter {
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if endpointOverridden(awsCfg) {
+		// A custom endpoint (moto, MinIO, …), from wherever the SDK took it (AWS_ENDPOINT_URL,
+		// AWS_ENDPOINT_URL_S3, a profile's endpoint_url or its services section) wants
+		// path-style addressing: a bucket's name is no host name there.
+		if o.BaseEndpoint != nil {
 			o.UsePathStyle = true
 		}
 		// An object stored without a checksum (any object of an S3-compatible store, or

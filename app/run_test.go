@@ -611,3 +611,34 @@ func TestRunTrustsTheCABundle(t *testing.T) {
 		t.Errorf("queue left with %s visible, %s in flight: the delete did not go through", v, f)
 	}
 }
+
+// TestRunFindsS3EndpointOfProfile runs with the S3 endpoint named only in the shared
+// configuration file, in the profile's services section, as the SDK documents: S3 must be
+// addressed path-style there, as with AWS_ENDPOINT_URL_S3 (a bucket's name is no host name of
+// a custom endpoint).
+func TestRunFindsS3EndpointOfProfile(t *testing.T) {
+	bk := awstest.Local(t)
+	e := newEnv(t, bk, 3)
+	e.put(t, "a.log", lines(3, "a"))
+	config := filepath.Join(t.TempDir(), "config")
+	profile := fmt.Sprintf("[profile palleto]\nregion = us-east-1\nservices = local\n\n[services local]\ns3 =\n  endpoint_url = %s\n", strings.Replace(bk.URL, "127.0.0.1", "localhost", 1))
+	if err := os.WriteFile(config, []byte(profile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AWS_CONFIG_FILE": config, "AWS_PROFILE": "palleto", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "", "AWS_CA_BUNDLE": "",
+		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_S3": "", "AWS_ENDPOINT_URL_SQS": bk.URL,
+	} {
+		t.Setenv(k, v)
+	}
+	// Unset, not empty: the SDK takes an empty AWS_ENDPOINT_URL for a configured one, and then
+	// reads no service's endpoint from the file.
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"} {
+		os.Unsetenv(k)
+	}
+	sum := e.run(t, func(c *app.Config) { c.AWS = nil; c.MaxFaultTime = 5 * time.Second })
+	if r, ok := e.result(t, "a.log"); !ok || r.Lines != 3 || sum.Objects != 1 {
+		t.Fatalf("result of a.log: %+v, %v (summary %+v); want 3 lines", r, ok, sum)
+	}
+}
