@@ -107,9 +107,10 @@ func (c ownBodies) Do(r *http.Request) (*http.Response, error) {
 
 // checkQueue makes the start-up check of an SQS source: credentials that cannot be found, or
 // a queue that cannot be used, is a *ConfigError that says why in a few words. A queue URL
-// whose host is not the SQS endpoint in use is worth a warning.
-func checkQueue(ctx context.Context, src *sqs.Source, url string, awsCfg aws.Config, log *slog.Logger) error {
-	warnQueueHost(log, url, awsCfg)
+// whose host is not the SQS endpoint in use (endpoint: the SQS client's, nil for AWS's own)
+// is worth a warning.
+func checkQueue(ctx context.Context, src *sqs.Source, url string, endpoint *string, awsCfg aws.Config, log *slog.Logger) error {
+	warnQueueHost(log, url, endpoint)
 	if err := checkCredentials(ctx, awsCfg); err != nil {
 		return err
 	}
@@ -144,36 +145,30 @@ const noCredentials = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_S
 
 // warnQueueHost warns when SQS requests go to an overriding endpoint whose host is not the
 // queue URL's: SQS finds a queue by the endpoint a request is sent to, so the queue used is
-// the endpoint's queue of that name, not the one the URL names.
-func warnQueueHost(log *slog.Logger, queueURL string, cfg aws.Config) {
-	endpoint, from := sqsEndpoint(cfg)
-	if endpoint == "" {
+// the endpoint's queue of that name, not the one the URL names. endpoint is the one the SQS
+// client resolved, from wherever the SDK found it; nil for AWS's own.
+func warnQueueHost(log *slog.Logger, queueURL string, endpoint *string) {
+	if endpoint == nil {
 		return
 	}
 	q, err1 := neturl.Parse(queueURL)
-	e, err2 := neturl.Parse(endpoint)
+	e, err2 := neturl.Parse(*endpoint)
 	if err1 != nil || err2 != nil || strings.EqualFold(q.Host, e.Host) {
 		return
 	}
 	log.Warn("the queue URL's host is not the SQS endpoint in use: requests go to the endpoint, "+
-		"and use its queue of the same name", "queue_url", queueURL, "endpoint", endpoint, "endpoint_from", from)
+		"and use its queue of the same name", "queue_url", queueURL, "endpoint", *endpoint, "endpoint_from", endpointSource(*endpoint))
 }
 
-// sqsEndpoint returns the endpoint that overrides SQS's, and where it was set; "" when none.
-func sqsEndpoint(cfg aws.Config) (endpoint, from string) {
-	if v := os.Getenv("AWS_ENDPOINT_URL_SQS"); v != "" {
-		return v, "AWS_ENDPOINT_URL_SQS"
-	}
-	if cfg.BaseEndpoint != nil {
-		if v := os.Getenv("AWS_ENDPOINT_URL"); v == *cfg.BaseEndpoint {
-			return v, "AWS_ENDPOINT_URL"
+// endpointSource names where an SQS endpoint was set: the variable that holds it, or the
+// configuration (a profile's endpoint_url or services section, or the caller's aws.Config).
+func endpointSource(endpoint string) string {
+	for _, v := range []string{"AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"} {
+		if os.Getenv(v) == endpoint {
+			return v
 		}
-		return *cfg.BaseEndpoint, "the AWS configuration"
 	}
-	if v := os.Getenv("AWS_ENDPOINT_URL"); v != "" {
-		return v, "AWS_ENDPOINT_URL"
-	}
-	return "", ""
+	return "the AWS configuration"
 }
 
 // describeCheck says in a few words why the start-up check of the queue failed.

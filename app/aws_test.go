@@ -1,11 +1,16 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -87,5 +92,58 @@ func TestOwnBodiesSurviveTheCallersClose(t *testing.T) {
 	}
 	if b, _ := io.ReadAll(again); string(b) != body {
 		t.Errorf("GetBody gave %q, want %q", b, body)
+	}
+}
+
+// The warning that the queue URL's host is not the SQS endpoint in use follows the endpoint
+// the SQS client resolved, wherever the SDK found it, and names where that was.
+func TestWarnQueueHost(t *testing.T) {
+	const queueURL = "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs"
+	config := filepath.Join(t.TempDir(), "config")
+	profile := "[profile dev]\nregion = eu-west-1\nservices = dev\n\n[services dev]\nsqs =\n  endpoint_url = http://127.0.0.1:4566\n"
+	if err := os.WriteFile(config, []byte(profile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"AWS_CONFIG_FILE": config, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_PROFILE": "", "AWS_REGION": "",
+		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_SQS": ""} {
+		t.Setenv(k, v)
+	}
+	for _, c := range []struct {
+		name, profile, endpointSQS string
+		want                       string // endpoint_from of the warning; "" for none
+	}{
+		{name: "AWS's own endpoint", want: ""},
+		{name: "AWS_ENDPOINT_URL_SQS", endpointSQS: "http://127.0.0.1:9324", want: "AWS_ENDPOINT_URL_SQS"},
+		{name: "the queue's own host", endpointSQS: "https://sqs.eu-west-1.amazonaws.com", want: ""},
+		{name: "a profile's services section", profile: "dev", want: "the AWS configuration"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Unsetenv("AWS_ENDPOINT_URL") // set, even empty, it hides the services section
+			os.Unsetenv("AWS_ENDPOINT_URL_SQS")
+			if c.endpointSQS != "" {
+				t.Setenv("AWS_ENDPOINT_URL_SQS", c.endpointSQS)
+			}
+			t.Setenv("AWS_PROFILE", c.profile)
+			t.Setenv("AWS_REGION", "eu-west-1")
+			cfg, err := loadAWS(t.Context(), nil, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logged bytes.Buffer
+			log := slog.New(slog.NewJSONHandler(&logged, nil))
+			warnQueueHost(log, queueURL, newSQSClient(cfg, 0).Options().BaseEndpoint)
+			var rec struct {
+				From string `json:"endpoint_from"`
+			}
+			if logged.Len() > 0 {
+				if err := json.Unmarshal(logged.Bytes(), &rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if logged.Len() > 0 != (c.want != "") || rec.From != c.want {
+				t.Errorf("logged %q, want a warning from %q (none if empty)", logged.String(), c.want)
+			}
+		})
 	}
 }

@@ -111,7 +111,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 			err = errors.Join(err, fmt.Errorf("flush acknowledgements: %w", cerr))
 		}
 	}()
-	if err := checkQueue(ctx, src, cfg.QueueURL, awsCfg, log); err != nil {
+	if err := checkQueue(ctx, src, cfg.QueueURL, sqsClient.Options().BaseEndpoint, awsCfg, log); err != nil {
 		return Summary{}, err
 	}
 	// The output directory is made only once the queue is known to be there, so that a run

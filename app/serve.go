@@ -84,7 +84,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (err error) {
 			err = errors.Join(err, fmt.Errorf("closing the SQS source: %w", cerr))
 		}
 	}()
-	if err := checkQueue(ctx, src, cfg.QueueURL, awsCfg, cfg.Logger); err != nil {
+	if err := checkQueue(ctx, src, cfg.QueueURL, client.Options().BaseEndpoint, awsCfg, cfg.Logger); err != nil {
 		return err
 	}
 	if err := cfg.Metrics.Register(metrics.NewSQSCollector(src)); err != nil {
