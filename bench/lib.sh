@@ -56,6 +56,27 @@ start() {
 	exit 1
 }
 
+# bench_aws: the AWS settings of what a script runs, and only these: test
+# credentials, a region, no instance metadata. Every AWS_* and PALLETO_*
+# variable of the shell is dropped and the shared files (~/.aws) are not read,
+# so that the machine's own settings (a profile, a CA bundle, a credential
+# process, a PALLETO_FETCHERS) do not change what is measured. CA_BUNDLE=FILE
+# sets AWS_CA_BUNDLE, to measure what reading a CA bundle costs. The script
+# then exports the endpoints.
+bench_aws() {
+	local v
+	for v in $(compgen -e); do
+		if [[ $v == AWS_* || $v == PALLETO_* ]]; then
+			unset "$v"
+		fi
+	done
+	export AWS_CONFIG_FILE=$work/no-aws-config AWS_SHARED_CREDENTIALS_FILE=$work/no-aws-credentials
+	export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+	if [[ -n "${CA_BUNDLE:-}" ]]; then
+		export AWS_CA_BUNDLE=$CA_BUNDLE
+	fi
+}
+
 # field NAME FILE: the string field NAME of the JSON line a helper printed in FILE.
 field() {
 	sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <(head -n1 "$2")

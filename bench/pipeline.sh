@@ -22,6 +22,10 @@
 #   ORDER=fixed            or rotate: round r starts with side r (mod the
 #                          sides), so that no side always runs first
 #   BACKEND=local         or fauxqs (needs Node.js)
+#   CA_BUNDLE=FILE         palleto reads this CA bundle (AWS_CA_BUNDLE), as on a
+#                          machine that sets one; by default both sides run with
+#                          no AWS or PALLETO setting of the shell (bench/lib.sh),
+#                          and the loop reads none in any case
 #   KEEP=DIR               keep the binaries, the JSON lines and the logs in DIR
 #   OUTPUTS=remove         or keep: a run's result files are removed as soon as they
 #                          are checked, or kept until the script ends. On ext4
@@ -49,6 +53,7 @@ backend=${BACKEND:-local}
 . "$(dirname "$0")/lib.sh"
 
 (cd "$root" && go build -o "$work/palleto" ./cmd/palleto && go build -o "$work/pipebench" ./bench/cmd/pipebench)
+bench_aws
 pb=$work/pipebench
 results=$work/results.jsonl
 : >"$results"
@@ -63,8 +68,6 @@ for lat in $latencies; do
 	backend_pid=$started
 	"$pb" objects -s3 "$(field direct_s3 "$be")" -bucket bench -n "$n"
 	export AWS_ENDPOINT_URL_SQS=$(field sqs "$be") AWS_ENDPOINT_URL_S3=$(field s3 "$be")
-	export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
-	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 	for ((r = 1; r <= runs; r++)); do
 		for ((i = 0; i < ${#side_list[@]}; i++)); do
 			j=$i

@@ -31,8 +31,7 @@ throttle=${THROTTLE:-0.025}
 PALLETO_FAUXQS_DIR="$root/bench/fauxqs" start "$work/clean" "$work/sqsproxy" -fauxqs -latency "$latency"
 start "$work/faulty" "$work/sqsproxy" -target "$(field target "$work/clean")" -latency "$latency" -error500 "$errors" -throttle "$throttle"
 
-export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_SQS
+bench_aws
 
 echo "machine: $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "fauxqs behind sqsproxy (+$latency a request); faults: $errors 500s, $throttle throttling; K=$k; N=$n; runs: $runs"

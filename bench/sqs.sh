@@ -61,9 +61,8 @@ bench() {
 		stats_args=(-stats "$stats")
 	fi
 
-	export AWS_ENDPOINT_URL=$endpoint AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
-	unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_SQS
-	export AWS_EC2_METADATA_DISABLED=true
+	bench_aws
+	export AWS_ENDPOINT_URL=$endpoint
 
 	# The proxy and the stand-in share the machine with both sides: their CPU
 	# time is printed with each run. The embedded SQS runs in the proxy's
