@@ -73,7 +73,7 @@ func (d *resultDir) remove(name string) { d.root.Remove(name) }
 
 // syncItem is the directory's entries, to be made durable.
 func (d *resultDir) syncItem() commitItem {
-	return commitItem{key: d, sync: func() error { return syncDir(d.root, ".") }}
+	return commitItem{key: d, sync: func() error { return syncDirAt(d.root.Open, ".") }}
 }
 
 // wholeSync returns nil: only Linux syncs a whole file system with a call that reports
