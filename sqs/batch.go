@@ -52,7 +52,7 @@ func (s *Source) flushLocked(now time.Time) {
 		s.dels = s.dels[k:]
 		s.batches++
 		s.wg.Add(1)
-		go s.deleteBatch(batch)
+		s.req.do(func() { s.deleteBatch(batch) })
 	}
 
 	for len(s.sends) > 0 && free() {
@@ -61,7 +61,7 @@ func (s *Source) flushLocked(now time.Time) {
 		e.to(sending)
 		s.batches++
 		s.wg.Add(1)
-		go s.sendDeadLetter(e)
+		s.req.do(func() { s.sendDeadLetter(e) })
 	}
 
 	// Visibility changes: those of a message with an extension in flight wait for it;
@@ -112,7 +112,7 @@ func (s *Source) flushLocked(now time.Time) {
 		ready = ready[k:]
 		s.batches++
 		s.wg.Add(1)
-		go s.changeBatch(batch)
+		s.req.do(func() { s.changeBatch(batch) })
 	}
 	kept = s.vis[:0]
 	for _, e := range s.vis {

@@ -17,7 +17,8 @@ func (s *Source) checkDrainLocked() {
 	}
 	s.checking = true
 	s.wg.Add(1)
-	go s.checkDrain(s.seen)
+	seen := s.seen
+	s.req.do(func() { s.checkDrain(seen) })
 }
 
 func (s *Source) checkDrain(seen int64) {

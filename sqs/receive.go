@@ -158,7 +158,8 @@ func (s *Source) startPollsLocked(now time.Time) {
 		ctx, cancel := context.WithCancel(s.pollCtx)
 		s.polls[s.pollID] = cancel
 		s.wg.Add(1)
-		go s.poll(ctx, s.pollID, k)
+		id := s.pollID
+		s.req.do(func() { s.poll(ctx, id, k) })
 	}
 }
 

@@ -89,7 +89,8 @@ type Source struct {
 
 	kick chan struct{} // wakes the owner loop
 	done chan struct{} // closed when the owner loop and every request have ended
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // the requests in flight
+	req  *requesters    // where the requests run
 
 	count counters // not guarded by mu
 
@@ -161,6 +162,7 @@ func New(client API, cfg Config) (*Source, error) {
 		rand:   rand.Float64,
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		req:    newRequesters(),
 		polls:  map[int]context.CancelFunc{},
 		// The source's own receives take the place of a backlog not counted.
 		drainLeft: -1,
@@ -345,6 +347,7 @@ func (s *Source) wake() {
 func (s *Source) run() {
 	defer close(s.done)
 	defer s.cancel()
+	defer s.req.stop()
 
 	var tick <-chan time.Time
 	if s.cfg.MaxExtension > 0 {
