@@ -87,8 +87,8 @@ type Source struct {
 	pollCtx    context.Context
 	pollCancel context.CancelFunc
 
-	kick chan struct{} // wakes the owner loop
-	done chan struct{} // closed when the owner loop and every request have ended
+	kick chan struct{}  // wakes the owner loop
+	done chan struct{}  // closed when the owner loop and every request have ended
 	wg   sync.WaitGroup // the requests in flight
 	req  *requesters    // where the requests run
 
