@@ -29,8 +29,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-
-	"github.com/palleto/palleto/internal/gcpace"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise it comes from
@@ -100,15 +98,9 @@ var commands = map[string]command{
 	"version": versionCmd,
 }
 
-// gcHeadroom is how much the heap may grow between two garbage collections, at least: see
-// package gcpace.
-const gcHeadroom = 16 << 20
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopPace := gcpace.Start(gcHeadroom)
 	code := mainCode(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stopPace()
 	stop()
 	os.Exit(code)
 }
