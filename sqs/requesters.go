@@ -8,7 +8,8 @@ import (
 // requesters runs the source's requests on goroutines that outlive one request. An SDK call
 // goes deep (its middleware, the endpoint rules), so that a new goroutine grows its stack
 // several times, copying it each time, during its first call; one that has made a call before
-// has grown it already. A goroutine is added when none is idle, so there are about as many as
+// has grown it already (a garbage collection that finds it idle may halve it again, once). A
+// goroutine is added when none is idle, so there are about as many as
 // requests were ever in flight at once (bounded by Config.MaxReceives and MaxBatchRequests,
 // plus a drain check), and all of them end with stop.
 type requesters struct {
