@@ -11,6 +11,7 @@ import (
 
 	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/internal/durable"
 )
 
 // TestReopen closes a queue in the middle of its work and opens its directory again: what
@@ -160,3 +161,51 @@ func TestCorruptRecord(t *testing.T) {
 		t.Fatalf("round trip of %+v = %+v, %v", e, got, err)
 	}
 }
+
+// TestNewQueueFileIsDurable: opening a queue in a new data directory syncs the directories
+// that hold what it made, the data directory (for the queue's file) included; opening it again
+// syncs nothing, and a sync that fails is Open's error.
+func TestNewQueueFileIsDurable(t *testing.T) {
+	base := t.TempDir()
+	var synced []string
+	fail := ""
+	orig := durable.SyncDir
+	t.Cleanup(func() { durable.SyncDir = orig })
+	durable.SyncDir = func(open func(string) (*os.File, error), name string) error {
+		synced = append(synced, name)
+		if name == fail {
+			return errInjectedSync
+		}
+		return orig(open, name)
+	}
+	dir := filepath.Join(base, "data")
+	q, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	if want := []string{base, dir}; !slices.Equal(synced, want) {
+		t.Errorf("Open of a new data directory synced %q, want %q", synced, want)
+	}
+
+	synced = nil
+	q, err = Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	if len(synced) > 0 {
+		t.Errorf("Open of an existing queue synced %q", synced)
+	}
+
+	other := filepath.Join(base, "other")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fail = other
+	if _, err := Open(Config{Dir: other}); !errors.Is(err, errInjectedSync) {
+		t.Errorf("Open whose directory cannot be synced: %v, want the sync's error", err)
+	}
+}
+
+var errInjectedSync = errors.New("injected sync failure")

@@ -3,7 +3,8 @@
 // A [Queue] is a [flow.Source] of [Job]s and their [flow.Acknowledger]. Jobs are named by an
 // id (a Dropbox account, say) and are put in with [Queue.Enqueue]. The queue is durable unless
 // asked otherwise: it keeps its jobs in a bbolt file in a data directory, and Enqueue returns
-// only once the jobs are on disk (fsync'd), so that a job accepted survives a crash.
+// only once the jobs are on disk (fsync'd), so that a job accepted survives a crash. The data
+// directory and a new file's name are synced too, when Open makes them.
 //
 // # One job per id
 //

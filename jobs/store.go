@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/palleto/palleto/internal/durable"
 )
 
 // FileName is the name of the queue's file in its data directory.
@@ -47,16 +50,25 @@ type write struct {
 }
 
 func openStore(dir string, log *slog.Logger) (*store, []*entry, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("jobs: data directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	_, statErr := os.Lstat(path)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, nil, fmt.Errorf("%w: %s", ErrLocked, path)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("jobs: opening %s: %w", path, err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// bbolt syncs a new file's pages, not its name: without the directory synced, a crash
+		// could take the file, and the jobs accepted into it, with it.
+		if err := durable.SyncDir(os.Open, dir); err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("jobs: syncing %s: %w", dir, err)
+		}
 	}
 	var restored []*entry
 	err = db.Update(func(tx *bolt.Tx) error {

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+
+	"github.com/palleto/palleto/internal/durable"
 )
 
 // resultDir is an open directory of result files, used through os.Root.
@@ -73,7 +75,7 @@ func (d *resultDir) remove(name string) { d.root.Remove(name) }
 
 // syncItem is the directory's entries, to be made durable.
 func (d *resultDir) syncItem() commitItem {
-	return commitItem{key: d, sync: func() error { return syncDirAt(d.root.Open, ".") }}
+	return commitItem{key: d, sync: func() error { return durable.SyncDir(d.root.Open, ".") }}
 }
 
 // wholeSync returns nil: only Linux syncs a whole file system with a call that reports

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/palleto/palleto/internal/durable"
 	"github.com/palleto/palleto/s3event"
 )
 
@@ -104,7 +105,7 @@ type Writer struct {
 // [Writer]): a directory held by another Writer is an error that wraps ErrInUse. Close
 // releases it.
 func NewWriter(dir string) (*Writer, error) {
-	if err := mkdirDurable(dir); err != nil {
+	if err := durable.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
 	d, err := os.Open(dir)
@@ -305,7 +306,7 @@ func (w *Writer) mkdirs(dirRel string) (err error) {
 // dirItem is the entries of the directory at rel (a path under the Writer's directory), to
 // be made durable.
 func (w *Writer) dirItem(rel string) commitItem {
-	return commitItem{key: dirPath(rel), sync: func() error { return syncDirAt(w.root.Open, rel) }}
+	return commitItem{key: dirPath(rel), sync: func() error { return durable.SyncDir(w.root.Open, rel) }}
 }
 
 // dirPath is the commit key of a directory named by its path under the Writer's directory.
@@ -351,61 +352,6 @@ func (w *Writer) step(name string) error {
 		return nil
 	}
 	return w.fail(name)
-}
-
-// mkdirDurable makes dir and its missing parents, as os.MkdirAll does, and makes each
-// directory it made durable by syncing the directory that holds it: a result synced under a
-// directory whose own entry a crash can take is not durable either. When a sync fails, what was
-// made is removed again, so that the next attempt makes it, and syncs it, anew. (The one
-// directory it syncs that it did not make may deny reading, which syncing needs; it is then
-// left unsynced, as os.MkdirAll would leave it.)
-func mkdirDurable(dir string) (err error) {
-	var made []string // missing, innermost first
-	for d := filepath.Clean(dir); ; {
-		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
-			break // there, or not ours to make: MkdirAll says which
-		}
-		made = append(made, d)
-		up := filepath.Dir(d)
-		if up == d {
-			break
-		}
-		d = up
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			for _, d := range made {
-				os.Remove(d)
-			}
-		}
-	}()
-	for i, d := range slices.Backward(made) {
-		err := syncDirAt(os.Open, filepath.Dir(d))
-		if i == len(made)-1 && errors.Is(err, fs.ErrPermission) {
-			continue // a directory we may write to but not read cannot be synced: as before
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// syncDirAt is how a directory is synced: opened with open (the os.Root's, for a directory
-// under a Writer's) and synced. A variable, so that tests see which directories are synced.
-var syncDirAt = func(open func(string) (*os.File, error), name string) error {
-	d, err := open(name)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // sameObject reports whether two results record the same version of the same object, as

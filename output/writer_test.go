@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/palleto/palleto/internal/durable"
 )
 
 func result(bucket, key, seq string) Result {
@@ -345,48 +347,25 @@ func TestFailedParentSync(t *testing.T) {
 // TestNewDirectoriesShareOneRound checks that the parents of the directories a write makes
 // are synced in one commit round, not in one round per level: three new levels are three
 // items of one round, which syncs the file system as a whole.
-// TestNewWriterSyncsWhatItMakes: a directory that NewWriter makes is durable before any
-// result under it is: the directory holding each one it made is synced. One that exists costs
-// no sync, and a sync that fails leaves nothing made behind.
+// TestNewWriterSyncsWhatItMakes: an output directory that NewWriter makes is durable before
+// any result under it is (package durable tests the rest).
 func TestNewWriterSyncsWhatItMakes(t *testing.T) {
 	base := t.TempDir()
 	var synced []string
-	fail := ""
-	orig := syncDirAt
-	t.Cleanup(func() { syncDirAt = orig })
-	syncDirAt = func(open func(string) (*os.File, error), name string) error {
+	orig := durable.SyncDir
+	t.Cleanup(func() { durable.SyncDir = orig })
+	durable.SyncDir = func(open func(string) (*os.File, error), name string) error {
 		synced = append(synced, name)
-		if name == fail {
-			return errInjected
-		}
 		return orig(open, name)
 	}
-	dir := filepath.Join(base, "a", "b", "out")
+	dir := filepath.Join(base, "a", "out")
 	w, err := NewWriter(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	if want := []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b")}; !slices.Equal(synced, want) {
+	if want := []string{base, filepath.Join(base, "a")}; !slices.Equal(synced, want) {
 		t.Errorf("NewWriter(%s) synced %q, want %q", dir, synced, want)
-	}
-
-	synced = nil
-	w, err = NewWriter(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	if len(synced) > 0 {
-		t.Errorf("NewWriter of an existing directory synced %q", synced)
-	}
-
-	fail = filepath.Join(base, "c")
-	if _, err := NewWriter(filepath.Join(base, "c", "d", "out")); !errors.Is(err, errInjected) {
-		t.Fatalf("NewWriter with a failing sync: %v, want the sync's error", err)
-	}
-	if _, err := os.Lstat(fail); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a failed sync left %s behind (%v)", fail, err)
 	}
 }
 
