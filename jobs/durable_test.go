@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -205,6 +206,9 @@ func TestNewQueueFileIsDurable(t *testing.T) {
 	fail = other
 	if _, err := Open(Config{Dir: other}); !errors.Is(err, errInjectedSync) {
 		t.Errorf("Open whose directory cannot be synced: %v, want the sync's error", err)
+	}
+	if _, err := os.Lstat(filepath.Join(other, FileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a queue file whose name was not synced was left behind (%v): the next Open would not sync it", err)
 	}
 }
 

@@ -64,9 +64,11 @@ func openStore(dir string, log *slog.Logger) (*store, []*entry, error) {
 	}
 	if errors.Is(statErr, fs.ErrNotExist) {
 		// bbolt syncs a new file's pages, not its name: without the directory synced, a crash
-		// could take the file, and the jobs accepted into it, with it.
+		// could take the file, and the jobs accepted into it, with it. A file whose name could
+		// not be synced is removed, so that the next Open makes it, and syncs it, anew.
 		if err := durable.SyncDir(os.Open, dir); err != nil {
 			db.Close()
+			os.Remove(path)
 			return nil, nil, fmt.Errorf("jobs: syncing %s: %w", dir, err)
 		}
 	}
