@@ -389,7 +389,7 @@ func TestServeStopsProcessGroups(t *testing.T) {
 	// a SIGKILL to the whole group ends the child.
 	sh := script(t, `
 if [ "$1" = stubborn ]; then trap '' TERM; fi
-sleep 600 &
+/bin/sleep 600 &
 echo $! > "`+pids+`/$1.child"
 if [ "$1" != stubborn ]; then trap 'echo term > "`+pids+`/$1.term"; kill $!; exit 1' TERM; fi
 echo $$ > "`+pids+`/$1.pid"

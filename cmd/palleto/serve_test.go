@@ -243,7 +243,7 @@ func jobScript(t *testing.T, dir string) string {
 	p := filepath.Join(dir, "job.sh")
 	script := `#!/bin/sh
 echo "$1 $$ ${SERVER:-}" >> "` + dir + `/started"
-while [ ! -e "` + dir + `/go" ]; do sleep 0.02; done
+while [ ! -e "` + dir + `/go" ]; do /bin/sleep 0.02; done
 echo "$1 ${SERVER:-}" >> "` + dir + `/finished"
 `
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {

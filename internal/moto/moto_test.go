@@ -118,7 +118,8 @@ func TestStartCanceled(t *testing.T) {
 	// A fake moto_server that never announces itself: Start must give up when
 	// ctx ends and leave no process behind.
 	dir := t.TempDir()
-	script := "#!/bin/sh\necho $$ > " + dir + "/pid\nexec sleep 60\n"
+	// /bin/sleep, not sleep: the README's test command may run with Go alone on the PATH.
+	script := "#!/bin/sh\necho $$ > " + dir + "/pid\nexec /bin/sleep 60\n"
 	if err := os.WriteFile(dir+"/moto_server", []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
