@@ -76,6 +76,7 @@ func (b *batcher[T]) run(rs *runState) {
 		outstanding int // asked for and not yet taken
 		held        int // taken and not yet emitted
 		timer       = time.NewTimer(time.Hour)
+		t           = newTaker()
 		armed       bool
 	)
 	timer.Stop()
@@ -133,7 +134,7 @@ func (b *batcher[T]) run(rs *runState) {
 			wake = timer.C
 		}
 		var err error
-		taken, err = b.in.take(rs.work, wake, taken[:0], outstanding)
+		taken, err = b.in.take(rs.work, wake, t, taken[:0], outstanding)
 		if err != nil {
 			if err == errClosed {
 				flush(true, time.Time{})

@@ -21,7 +21,7 @@ type link[T any] struct {
 func newLink[T any](parts int) *link[T] {
 	l := &link[T]{parts: make([]*part[T], parts)}
 	for i := range l.parts {
-		l.parts[i] = &part[T]{ready: make(chan struct{}, 1), wanted: make(chan struct{}, 1), done: make(chan struct{})}
+		l.parts[i] = &part[T]{wanted: make(chan struct{}, 1), done: make(chan struct{})}
 	}
 	return l
 }
@@ -35,16 +35,58 @@ func (l *link[T]) close() {
 // part is where demand meets items. Consumers add demand and take items; producers push no
 // more items than the demand. The invariant: len(buf) + demand equals the sum of what the
 // consumers asked for and have not yet taken, so nothing waits here that no one asked for.
+//
+// Arriving items wake the consumer that began waiting last: the busiest workers of a stage
+// take the work, and the others stay parked. A stage with many workers for its peaks then
+// keeps only as many warm (their stacks grown, their data in the caches) as its load needs;
+// woken in turn, every worker would regrow the stack that the garbage collector shrank while
+// it waited.
 type part[T any] struct {
 	mu     sync.Mutex
 	buf    []item[T]
 	head   int // buf[head:] are the waiting items
 	demand int
 	closed bool
+	idle   []taker // the consumers waiting for items, the last to begin waiting last
 
-	ready  chan struct{} // signalled when items arrive or the part closes
 	wanted chan struct{} // signalled when demand arrives
 	done   chan struct{} // closed when the part closes
+}
+
+// A taker is a consumer's wake-up call: each consumer of a part has its own, and passes it
+// to every take.
+type taker chan struct{}
+
+func newTaker() taker { return make(taker, 1) }
+
+// wakeLocked wakes the consumer that began waiting last, if any. p.mu is held.
+func (p *part[T]) wakeLocked() {
+	if n := len(p.idle); n > 0 {
+		t := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		t <- struct{}{} // it holds no call: each is sent under p.mu, after its taker was idle
+	}
+}
+
+// leave takes t out of the idle consumers, when it stops waiting for another reason than a
+// wake-up call. A call that came meanwhile goes to the next consumer.
+func (p *part[T]) leave(t taker) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		if p.idle[i] == t {
+			last := len(p.idle) - 1
+			copy(p.idle[i:], p.idle[i+1:])
+			p.idle[last] = nil
+			p.idle = p.idle[:last]
+			return
+		}
+	}
+	<-t // woken as it left: pass the call on
+	if len(p.buf) > p.head {
+		p.wakeLocked()
+	}
 }
 
 func signal(c chan struct{}) {
@@ -67,8 +109,8 @@ func (p *part[T]) ask(n int) {
 
 // take appends at most max waiting items to dst. It blocks until there is at least one, the
 // part is closed and empty (errClosed), ctx is done, or wake fires (returning dst unchanged
-// and a nil error).
-func (p *part[T]) take(ctx context.Context, wake <-chan time.Time, dst []item[T], max int) ([]item[T], error) {
+// and a nil error). t is the caller's own.
+func (p *part[T]) take(ctx context.Context, wake <-chan time.Time, t taker, dst []item[T], max int) ([]item[T], error) {
 	for {
 		p.mu.Lock()
 		if n := len(p.buf) - p.head; n > 0 {
@@ -84,27 +126,29 @@ func (p *part[T]) take(ctx context.Context, wake <-chan time.Time, dst []item[T]
 			dst = append(dst, p.buf[p.head:p.head+k]...)
 			clear(p.buf[p.head : p.head+k])
 			p.head += k
-			more := p.head < len(p.buf)
-			if !more {
+			if p.head < len(p.buf) {
+				p.wakeLocked() // another waiting consumer may take the rest
+			} else {
 				p.buf, p.head = p.buf[:0], 0
 			}
 			p.mu.Unlock()
-			if more {
-				signal(p.ready) // another waiting consumer may take the rest
-			}
 			return dst, nil
 		}
 		if p.closed {
 			p.mu.Unlock()
-			signal(p.ready) // wake the next waiting consumer so it sees the close too
 			return dst, errClosed
 		}
+		p.idle = append(p.idle, t)
 		p.mu.Unlock()
 		select {
-		case <-p.ready:
+		case <-t:
+		case <-p.done:
+			p.leave(t) // closed: take what is left, or see it closed and empty
 		case <-wake:
+			p.leave(t)
 			return dst, nil
 		case <-ctx.Done():
+			p.leave(t)
 			return dst, ctx.Err()
 		}
 	}
@@ -121,9 +165,9 @@ func (p *part[T]) push(ctx context.Context, items []item[T]) (int, error) {
 			p.append(items[pushed : pushed+k])
 			p.demand -= k
 			left := p.demand
+			p.wakeLocked()
 			p.mu.Unlock()
 			pushed += k
-			signal(p.ready)
 			if left > 0 {
 				signal(p.wanted) // another producer may use the rest
 			}
@@ -150,8 +194,8 @@ func (p *part[T]) pushOwned(ctx context.Context, items []item[T]) (spare []item[
 		p.buf, p.head = items, 0
 		p.demand -= len(items)
 		left := p.demand
+		p.wakeLocked()
 		p.mu.Unlock()
-		signal(p.ready)
 		if left > 0 {
 			signal(p.wanted)
 		}
@@ -194,10 +238,10 @@ func (p *part[T]) deliver(items []item[T], unused int) (spare []item[T]) {
 		spare = items[:0]
 	}
 	p.demand += unused
-	p.mu.Unlock()
 	if len(items) > 0 {
-		signal(p.ready)
+		p.wakeLocked()
 	}
+	p.mu.Unlock()
 	if unused > 0 {
 		signal(p.wanted)
 	}
@@ -217,10 +261,9 @@ func (p *part[T]) close() {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
-		close(p.done)
+		close(p.done) // wakes every waiting consumer
 	}
 	p.mu.Unlock()
-	signal(p.ready)
 }
 
 // drain removes and returns what is left, for release after the workers have stopped.

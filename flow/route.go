@@ -130,6 +130,7 @@ func (r *relay[T]) run(rs *runState) {
 		batch       []item[T]
 		acks        ackBuf
 		outstanding int
+		t           = newTaker()
 	)
 	defer acks.flush()
 	for {
@@ -140,7 +141,7 @@ func (r *relay[T]) run(rs *runState) {
 			outstanding = r.opts.MaxDemand
 		}
 		var err error
-		batch, err = r.in.take(rs.work, nil, batch[:0], outstanding)
+		batch, err = r.in.take(rs.work, nil, t, batch[:0], outstanding)
 		if err != nil {
 			return
 		}

@@ -173,6 +173,7 @@ func (w *worker[T, U]) run() {
 	st, rs := w.stage, w.rs
 	max, min := st.opts.MaxDemand, st.opts.MinDemand
 	outstanding := 0 // asked for and not yet taken
+	t := newTaker()
 	for {
 		if outstanding == 0 && st.opts.Limit != nil && !w.admitted(st.opts.Limit) {
 			return // the input closed, or the grace period is over, while this worker was idle
@@ -183,7 +184,7 @@ func (w *worker[T, U]) run() {
 			outstanding = max
 		}
 		var err error
-		w.batch, err = w.in.take(rs.work, nil, w.batch[:0], outstanding)
+		w.batch, err = w.in.take(rs.work, nil, t, w.batch[:0], outstanding)
 		if err != nil {
 			return // closed and drained, or the grace period is over
 		}
