@@ -69,40 +69,71 @@ func httpClient(cfg aws.Config) *awshttp.BuildableClient {
 	})
 }
 
-// newSQSClient is the SQS client of run and serve. With a timeout, every request ends within
-// it (a pooled client of its own); without, the configuration's client serves. Either way,
-// each request's body is its own (ownBodies).
+// newSQSClient is the SQS client of run and serve: the configuration's HTTP client, under
+// sqsHTTP. With a timeout, every request ends within it.
 func newSQSClient(awsCfg aws.Config, timeout time.Duration) *awssqs.Client {
 	return awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
-		if timeout > 0 {
-			o.HTTPClient = httpClient(awsCfg).WithTimeout(timeout)
-		}
-		o.HTTPClient = ownBodies{o.HTTPClient}
+		o.HTTPClient = sqsHTTP{next: o.HTTPClient, timeout: timeout}
 	})
 }
 
-// ownBodies hands net/http a copy of each request's body. The SDK closes the body it built as
-// soon as Do returns, and net/http may still be reading it then (the last read, that finds its
-// end) when the answer came first, as it does from a fast endpoint: that read fails, net/http
-// closes the connection under the answer being read, and the SDK retries the call. For a
-// ReceiveMessage the messages of the lost answer are gone until their visibility timeout
-// ends: a drain run then waits for them. SQS requests are small JSON documents; a copy costs
-// little.
-type ownBodies struct{ next awssqs.HTTPClient }
+// sqsHTTP is the HTTP client of the SQS client. It gives each request a body of its own, and
+// with a timeout a deadline that the reading of the answer is held to as well.
+//
+// The body: the SDK closes the body it built as soon as Do returns, and net/http may still be
+// reading it then (the last read, that finds its end) when the answer came first, as it does
+// from a fast endpoint: that read fails, net/http closes the connection under the answer being
+// read, and the SDK retries the call. For a ReceiveMessage the messages of the lost answer are
+// gone until their visibility timeout ends: a drain run then waits for them. SQS requests are
+// small JSON documents; a copy costs little.
+//
+// The deadline is the request context's, ended when the answer's body is closed (the SDK
+// closes it once read): http.Client's Timeout would cost two goroutines and a timer per
+// request.
+type sqsHTTP struct {
+	next    awssqs.HTTPClient
+	timeout time.Duration // 0: none
+}
 
-func (c ownBodies) Do(r *http.Request) (*http.Response, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return c.next.Do(r)
+func (c sqsHTTP) Do(r *http.Request) (*http.Response, error) {
+	ctx, cancel := r.Context(), context.CancelFunc(nil)
+	if c.timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, err
+	r2 := r.Clone(ctx)
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			if cancel != nil {
+				cancel()
+			}
+			return nil, err
+		}
+		r2.ContentLength = int64(len(body))
+		r2.Body = io.NopCloser(bytes.NewReader(body))
+		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	r2 := r.Clone(r.Context())
-	r2.ContentLength = int64(len(body))
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	return c.next.Do(r2)
+	resp, err := c.next.Do(r2)
+	if cancel != nil {
+		if err != nil {
+			cancel()
+		} else {
+			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		}
+	}
+	return resp, err
+}
+
+// cancelOnClose is an answer's body that ends its request's context when closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // checkQueue makes the start-up check of an SQS source: credentials that cannot be found, or

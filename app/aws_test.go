@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/palleto/palleto/sqs"
 )
@@ -75,7 +77,7 @@ func TestOwnBodiesSurviveTheCallersClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (ownBodies{inner}).Do(req); err != nil {
+	if _, err := (sqsHTTP{next: inner}).Do(req); err != nil {
 		t.Fatal(err)
 	}
 	orig.Close() // what the SDK does when Do returns
@@ -93,6 +95,59 @@ func TestOwnBodiesSurviveTheCallersClose(t *testing.T) {
 	if b, _ := io.ReadAll(again); string(b) != body {
 		t.Errorf("GetBody gave %q, want %q", b, body)
 	}
+}
+
+// stallingClient answers at once with a body that sends nothing until the request's context
+// ends. It keeps the last request.
+type stallingClient struct{ got *http.Request }
+
+func (c *stallingClient) Do(r *http.Request) (*http.Response, error) {
+	c.got = r
+	return &http.Response{StatusCode: 200, Body: io.NopCloser(stalledBody{r.Context()})}, nil
+}
+
+type stalledBody struct{ ctx context.Context }
+
+func (b stalledBody) Read([]byte) (int, error) {
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
+}
+
+// An SQS request ends within the timeout, the reading of its answer included, and closing
+// the answer ends its context at once.
+func TestSQSRequestsEndWithinTheTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		next := &stallingClient{}
+		c := sqsHTTP{next: next, timeout: 25 * time.Second}
+		req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("reading a stalled answer: %v, want the deadline exceeded", err)
+		}
+		if d := time.Since(start); d != 25*time.Second {
+			t.Errorf("the stalled answer failed after %v, want 25s", d)
+		}
+		resp.Body.Close()
+
+		resp, err = c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := next.got.Context().Err(); err != nil {
+			t.Fatalf("the request's context ended before its answer was read: %v", err)
+		}
+		resp.Body.Close()
+		if err := next.got.Context().Err(); !errors.Is(err, context.Canceled) {
+			t.Errorf("after the answer was closed, the request's context: %v, want canceled", err)
+		}
+	})
 }
 
 // The warning that the queue URL's host is not the SQS endpoint in use follows the endpoint
