@@ -2,10 +2,12 @@ package output
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // TestCommitRoundsShare checks the group commit: writes that ask while a round runs share
@@ -88,6 +90,45 @@ func TestCommitRunnerLeavesAfterItsRound(t *testing.T) {
 		}
 		release <- struct{}{}
 		<-second
+	})
+}
+
+// TestCommitRoundsAreSpaced checks that a round begins no sooner than the spacing after the
+// one before it began, that the writes that ask meanwhile share it, and that a write to an
+// idle Writer is not held back.
+func TestCommitRoundsAreSpaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const spacing = 3 * time.Millisecond
+		c := commits{spacing: spacing}
+		var mu sync.Mutex
+		var starts []time.Duration // when each sync began, from t0
+		t0 := time.Now()
+		item := func(key string) commitItem {
+			return commitItem{key: key, sync: func() error {
+				mu.Lock()
+				starts = append(starts, time.Since(t0))
+				mu.Unlock()
+				return nil
+			}}
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { c.sync(item("a")) }) // idle: at once
+		time.Sleep(time.Millisecond)
+		wg.Go(func() { c.sync(item("b")) }) // waits for 3 ms after a began
+		time.Sleep(time.Millisecond)
+		wg.Go(func() { c.sync(item("c")) }) // joins b's round
+		wg.Wait()
+		if want := []time.Duration{0, spacing, spacing}; !slices.Equal(starts, want) {
+			t.Errorf("syncs began at %v, want %v", starts, want)
+		}
+
+		time.Sleep(time.Second) // idle again
+		starts = nil
+		t0 = time.Now()
+		c.sync(item("d"))
+		if want := []time.Duration{0}; !slices.Equal(starts, want) {
+			t.Errorf("after a pause, the sync began at %v, want %v", starts, want)
+		}
 	})
 }
 

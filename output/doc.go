@@ -50,12 +50,15 @@
 // renames it over the result file and syncs the directory, so that a reader sees either the
 // old result or the new one, and a result that was reported written survives a crash. The
 // syncs of concurrent writes are shared (group commit): a write waits for a round of syncs
-// that began after it asked, and a round syncs each file and directory it holds once. On
-// Linux 5.8 and later, a round of three or more makes one syncfs call for the file system
-// instead, which writes out everything pending on it (other files too) and reports any write
-// error since the Writer was opened; a write error fails every write of the round. The
-// directories a write makes for its result (bucket, key prefixes) are made durable the same
-// way: their parents are synced as items of one round, shared with the writes around it. So is
+// that began after it asked, and a round syncs each file and directory it holds once. A
+// round begins no sooner than 3 ms after the one before began, so that a busy Writer syncs
+// several results per round rather than one or two; a write that comes after a pause waits
+// for no one. On Linux 5.8 and later, a round of three or more makes one syncfs call for the
+// file system instead, which writes out everything pending on it (other files too) and
+// reports any write error since the Writer was opened; a write error fails every write of
+// the round. The directories a write makes for its result (bucket, key prefixes) are made
+// durable the same way: their parents are synced as items of one round, shared with the
+// writes around it. So is
 // the output directory itself when [NewWriter] makes it (with any missing parents), before it
 // returns. On error the temporary file is removed; only a crash can leave one behind (".palleto-*.tmp",
 // safe to delete), and [Writer.Sweep] removes those (palleto run does at start). Before writing it reads the result already there:

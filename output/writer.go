@@ -124,6 +124,7 @@ func NewWriter(dir string) (*Writer, error) {
 	}
 	w := &Writer{dir: dir, root: root, lockFile: d, lockErr: lockErr, dirs: map[string]*resultDir{}}
 	w.commits.whole = wholeSync(d)
+	w.commits.spacing = roundSpacing
 	return w, nil
 }
 
