@@ -232,13 +232,12 @@ func (w *Writer) openDir(dirRel string) (*resultDir, func(), error) {
 	if d != nil {
 		return d, noop, nil
 	}
-	d, err := openResultDir(w.root, dirRel)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := w.mkdirs(dirRel); err != nil {
-			return nil, nil, err
-		}
-		d, err = openResultDir(w.root, dirRel)
+	// Through mkdirs even when the directory exists: another write may have made it and not
+	// yet synced its parent, and mkdirs waits for that.
+	if err := w.mkdirs(dirRel); err != nil {
+		return nil, nil, err
 	}
+	d, err := openResultDir(w.root, dirRel)
 	if err != nil {
 		return nil, nil, err
 	}

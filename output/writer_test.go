@@ -517,6 +517,52 @@ func TestConcurrentSameKey(t *testing.T) {
 	}
 }
 
+// TestWriteWaitsForItsDirectoryToBeDurable pauses a write that made a result's directory
+// before the directory's parent is synced: another write of a result in that directory must
+// wait until it is, or it could report its result written while a crash would still take the
+// directory, and the result with it.
+func TestWriteWaitsForItsDirectoryToBeDurable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWriter(t)
+		paused, release := make(chan struct{}), make(chan struct{})
+		var armed atomic.Bool
+		armed.Store(true)
+		w.fail = func(step string) error {
+			if step == "syncparent" && armed.CompareAndSwap(true, false) {
+				close(paused)
+				<-release
+			}
+			return nil
+		}
+		first := make(chan error, 1)
+		go func() {
+			_, _, err := w.Write(result("b", "d/k1", "01")) // makes b and b/d
+			first <- err
+		}()
+		<-paused
+		second := make(chan error, 1)
+		go func() {
+			_, _, err := w.Write(result("b", "d/k2", "01"))
+			second <- err
+		}()
+		time.Sleep(time.Second) // past any wait of the commit rounds
+		synctest.Wait()
+		select {
+		case err := <-second:
+			t.Errorf("a write in a directory whose parent was not yet synced returned (%v)", err)
+			second <- err
+		default:
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-second; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // TestWriterWaitsForPath pauses a write of an older event just before its rename: a write
 // of a newer event for the same key must wait for it, and then win.
 func TestWriterWaitsForPath(t *testing.T) {
