@@ -12,8 +12,9 @@
 // yet finished) falls to [Options.MinDemand]. A source is asked for exactly the outstanding
 // demand: Receive(ctx, n) returns between 1 and n items, blocking until it has one. Demand
 // that cannot be served yet is remembered, so items that arrive later go to waiting workers
-// at once. Items move between stages in batches as large as the demand allows, which is what
-// makes the runtime cheap per item.
+// at once: first to the worker that began waiting last, so that a stage keeps as few workers
+// busy as its load needs. Items move between stages in batches as large as the demand allows,
+// which is what makes the runtime cheap per item.
 //
 // Because of this, the number of items received from sources and not yet acknowledged never
 // exceeds the sum of the demand of all stages (Concurrency × MaxDemand, summed). With a queue
