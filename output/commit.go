@@ -14,9 +14,10 @@ import (
 const wholeMin = 3
 
 // roundSpacing is a Writer's least time from the start of one round of syncs to the start of
-// the next (see commits). Measured at 0 ms in bench/pipeline.sh (docs/benchmarks.md), 3 ms
-// cut the syncs of 1,000 results from about 370 to 130, and the run's time by a tenth; a
-// write waits for it only while another round began less than that ago.
+// the next (see commits). Measured at 0 ms in the pipeline benchmark (docs/benchmarks.md,
+// sixth round), 3 ms cut the sync calls of 1,000 results from 280–400 to 130–185, and the
+// run's time by a tenth in an A/B series; a write waits for it only while another round
+// began less than that ago.
 const roundSpacing = 3 * time.Millisecond
 
 // errNoWholeSync is returned by a whole-file-system sync that the system refuses (an old
