@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 
+	"github.com/palleto/palleto/internal/sdkhttp"
 	"github.com/palleto/palleto/sqs"
 )
 
@@ -77,15 +77,10 @@ func newSQSClient(awsCfg aws.Config, timeout time.Duration) *awssqs.Client {
 	})
 }
 
-// sqsHTTP is the HTTP client of the SQS client. It gives each request a body of its own, and
-// with a timeout a deadline that the reading of the answer is held to as well.
-//
-// The body: the SDK closes the body it built as soon as Do returns, and net/http may still be
-// reading it then (the last read, that finds its end) when the answer came first, as it does
-// from a fast endpoint: that read fails, net/http closes the connection under the answer being
-// read, and the SDK retries the call. For a ReceiveMessage the messages of the lost answer are
-// gone until their visibility timeout ends: a drain run then waits for them. SQS requests are
-// small JSON documents; a copy costs little.
+// sqsHTTP is the HTTP client of the SQS client. It gives each request a body of its own
+// (sdkhttp.OwnBody: otherwise a ReceiveMessage's answer can be lost, and a drain run then
+// waits for its messages until their visibility timeout ends), and with a timeout a deadline
+// that the reading of the answer is held to as well.
 //
 // The deadline is the request context's, ended when the answer's body is closed (the SDK
 // closes it once read): http.Client's Timeout would cost two goroutines and a timer per
@@ -100,18 +95,12 @@ func (c sqsHTTP) Do(r *http.Request) (*http.Response, error) {
 	if c.timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 	}
-	r2 := r.Clone(ctx)
-	if r.Body != nil && r.Body != http.NoBody {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			if cancel != nil {
-				cancel()
-			}
-			return nil, err
+	r2, err := sdkhttp.OwnBody(ctx, r)
+	if err != nil {
+		if cancel != nil {
+			cancel()
 		}
-		r2.ContentLength = int64(len(body))
-		r2.Body = io.NopCloser(bytes.NewReader(body))
-		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		return nil, err
 	}
 	resp, err := c.next.Do(r2)
 	if cancel != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/internal/sdkhttp"
 	"github.com/palleto/palleto/local"
 )
 
@@ -413,7 +414,7 @@ func retriesOvercomeFaults(t *testing.T, b awstest.Backend, faults local.Faults,
 			o.Retryables = append(o.Retryables, extra...)
 		})
 	}
-	c := sqs.NewFromConfig(cfg)
+	c := sqs.NewFromConfig(cfg, sdkhttp.OwnSQSBodies)
 	ctx := t.Context()
 	const n = 40
 	for i := range n {
@@ -591,7 +592,7 @@ func TestServerFaults(t *testing.T) {
 	s := awstest.LocalWith(t, local.Options{FaultSeed: 3, Faults: local.Faults{Error500: 1, Actions: []string{"CreateQueue", "S3.PUT"}}})
 	ctx := t.Context()
 	nop := func(o *sqs.Options) { o.Retryer = aws.NopRetryer{} }
-	sqsc := sqs.NewFromConfig(s.AWSConfig(), nop)
+	sqsc := sqs.NewFromConfig(s.AWSConfig(), nop, sdkhttp.OwnSQSBodies)
 	s3c := s3.NewFromConfig(s.AWSConfig(), func(o *s3.Options) { o.UsePathStyle = true; o.Retryer = aws.NopRetryer{} })
 	var apiErr smithy.APIError
 	if _, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("q")}); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InternalFailure" {

@@ -27,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/palleto/palleto/internal/sdkhttp"
 )
 
 // Account is the account id of every queue ARN and queue URL the server hands out.
@@ -170,7 +172,9 @@ func (s *Server) AWSConfig() aws.Config {
 }
 
 // SQSClient returns an SQS client for the server.
-func (s *Server) SQSClient() *sqs.Client { return sqs.NewFromConfig(s.AWSConfig()) }
+func (s *Server) SQSClient() *sqs.Client {
+	return sqs.NewFromConfig(s.AWSConfig(), sdkhttp.OwnSQSBodies)
+}
 
 // S3Client returns an S3 client for the server, with path-style addressing.
 func (s *Server) S3Client() *s3.Client {

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/palleto/palleto/internal/sdkhttp"
 )
 
 // handlerTransport delivers requests straight to a handler: no sockets, so that a test can
@@ -39,7 +41,7 @@ func inProcess(t *testing.T) (*Server, *sqs.Client) {
 	cfg := s.AWSConfig()
 	cfg.HTTPClient = &http.Client{Transport: handlerTransport{s.handler}}
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
-	return s, sqs.NewFromConfig(cfg)
+	return s, sqs.NewFromConfig(cfg, sdkhttp.OwnSQSBodies)
 }
 
 func createQueue(t *testing.T, c *sqs.Client, name string, attrs map[string]string) string {

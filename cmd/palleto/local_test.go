@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/palleto/palleto/internal/sdkhttp"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -89,7 +91,7 @@ func TestLocalServesUntilSIGTERM(t *testing.T) {
 
 	ctx := context.Background()
 	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: &endpoint, Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
-	q := awssqs.NewFromConfig(cfg)
+	q := awssqs.NewFromConfig(cfg, sdkhttp.OwnSQSBodies)
 	out, err := q.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("dev")})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/internal/sdkhttp"
 	"github.com/palleto/palleto/local"
 )
 
@@ -60,7 +61,7 @@ func (b Backend) Config(endpoint string) aws.Config {
 }
 
 // SQS returns an SQS client for the backend.
-func (b Backend) SQS() *sqs.Client { return sqs.NewFromConfig(b.Config("")) }
+func (b Backend) SQS() *sqs.Client { return sqs.NewFromConfig(b.Config(""), sdkhttp.OwnSQSBodies) }
 
 // S3 returns an S3 client for the backend, with path-style addressing.
 func (b Backend) S3() *s3.Client {

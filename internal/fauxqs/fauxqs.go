@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/internal/sdkhttp"
 )
 
 // Errors returned by Start.
@@ -168,7 +169,7 @@ func (s *Server) Stop() error {
 func (s *Server) AWSConfig() aws.Config { return moto.Config(s.url) }
 
 // SQS returns an SQS client for the server.
-func (s *Server) SQS() *sqs.Client { return sqs.NewFromConfig(s.AWSConfig()) }
+func (s *Server) SQS() *sqs.Client { return sqs.NewFromConfig(s.AWSConfig(), sdkhttp.OwnSQSBodies) }
 
 // StartT starts a server for a test or benchmark and stops it when that
 // ends. Missing Node.js skips a test (fauxqs is a comparison for the

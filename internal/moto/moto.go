@@ -29,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/palleto/palleto/internal/sdkhttp"
 )
 
 // Errors returned by Start.
@@ -220,7 +222,7 @@ func Config(endpoint string) aws.Config {
 }
 
 // SQS returns an SQS client for the server.
-func (s *Server) SQS() *sqs.Client { return sqs.NewFromConfig(s.AWSConfig()) }
+func (s *Server) SQS() *sqs.Client { return sqs.NewFromConfig(s.AWSConfig(), sdkhttp.OwnSQSBodies) }
 
 // S3 returns an S3 client for the server, with path-style addressing.
 func (s *Server) S3() *s3.Client {
