@@ -27,7 +27,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), sqs.Config{
+	src, err := sqs.New(awssqs.NewFromConfig(awsCfg, sqs.CopyRequestBodies), sqs.Config{
 		QueueURL:           "https://sqs.eu-west-1.amazonaws.com/123456789012/uploads",
 		DeadLetterQueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/uploads-dlq",
 		Retry:              backoff.Exponential(time.Second, 5*time.Minute),
@@ -78,7 +78,7 @@ func Example_readme() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	src, err := sqs.New(awssqs.NewFromConfig(awsCfg), sqs.Config{QueueURL: queueURL})
+	src, err := sqs.New(awssqs.NewFromConfig(awsCfg, sqs.CopyRequestBodies), sqs.Config{QueueURL: queueURL})
 	if err != nil {
 		log.Fatal(err)
 	}
