@@ -69,48 +69,43 @@ func httpClient(cfg aws.Config) *awshttp.BuildableClient {
 	})
 }
 
-// newSQSClient is the SQS client of run and serve: the configuration's HTTP client, under
-// sqsHTTP. With a timeout, every request ends within it.
+// newSQSClient is the SQS client of run and serve: the configuration's HTTP client, with
+// each request's body its own (sdkhttp: otherwise a ReceiveMessage's answer can be lost, and
+// a drain run then waits for its messages until their visibility timeout ends). With a
+// timeout, every request ends within it (sqsHTTP).
 func newSQSClient(awsCfg aws.Config, timeout time.Duration) *awssqs.Client {
+	if timeout <= 0 {
+		return awssqs.NewFromConfig(awsCfg, sdkhttp.OwnSQSBodies)
+	}
 	return awssqs.NewFromConfig(awsCfg, func(o *awssqs.Options) {
 		o.HTTPClient = sqsHTTP{next: o.HTTPClient, timeout: timeout}
 	})
 }
 
-// sqsHTTP is the HTTP client of the SQS client. It gives each request a body of its own
-// (sdkhttp.OwnBody: otherwise a ReceiveMessage's answer can be lost, and a drain run then
-// waits for its messages until their visibility timeout ends), and with a timeout a deadline
-// that the reading of the answer is held to as well.
-//
-// The deadline is the request context's, ended when the answer's body is closed (the SDK
-// closes it once read): http.Client's Timeout would cost two goroutines and a timer per
-// request.
+// sqsHTTP is the HTTP client of an SQS client whose requests end within a timeout. It gives
+// each request a body of its own (sdkhttp.OwnBody), and a deadline that the reading of the
+// answer is held to as well: the request context's, ended when the answer's body is closed
+// (the SDK closes it once read). http.Client's Timeout would cost two goroutines and a timer
+// per request.
 type sqsHTTP struct {
 	next    awssqs.HTTPClient
-	timeout time.Duration // 0: none
+	timeout time.Duration
 }
 
 func (c sqsHTTP) Do(r *http.Request) (*http.Response, error) {
-	ctx, cancel := r.Context(), context.CancelFunc(nil)
-	if c.timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-	}
+	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
 	r2, err := sdkhttp.OwnBody(ctx, r)
 	if err != nil {
-		if cancel != nil {
-			cancel()
-		}
+		cancel()
 		return nil, err
 	}
 	resp, err := c.next.Do(r2)
-	if cancel != nil {
-		if err != nil {
-			cancel()
-		} else {
-			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-		}
+	if err != nil {
+		cancel()
+		return resp, err
 	}
-	return resp, err
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
 }
 
 // cancelOnClose is an answer's body that ends its request's context when closed.

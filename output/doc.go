@@ -58,9 +58,8 @@
 // reports any write error since the Writer was opened; a write error fails every write of
 // the round. The directories a write makes for its result (bucket, key prefixes) are made
 // durable the same way: their parents are synced as items of one round, shared with the
-// writes around it. So is
-// the output directory itself when [NewWriter] makes it (with any missing parents), before it
-// returns. On error the temporary file is removed; only a crash can leave one behind (".palleto-*.tmp",
+// writes around it. So is the output directory itself when [NewWriter] makes it (with any
+// missing parents), before it returns. On error the temporary file is removed; only a crash can leave one behind (".palleto-*.tmp",
 // safe to delete), and [Writer.Sweep] removes those (palleto run does at start). Before writing it reads the result already there:
 //
 //   - the same object (equal sequencer, ETag and version id): the file is left as it is,

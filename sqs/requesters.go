@@ -9,9 +9,9 @@ import (
 // goes deep (its middleware, the endpoint rules), so that a new goroutine grows its stack
 // several times, copying it each time, during its first call; one that has made a call before
 // has grown it already (a garbage collection that finds it idle may halve it again, once). A
-// goroutine is added when none is idle, so there are about as many as
-// requests were ever in flight at once (bounded by Config.MaxReceives and MaxBatchRequests,
-// plus a drain check), and all of them end with stop.
+// goroutine is added when none is idle, so there are about as many as requests were ever in
+// flight at once (bounded by Config.MaxReceives and MaxBatchRequests, plus a drain check), and
+// all of them end with stop.
 type requesters struct {
 	work chan func() // unbuffered: a send succeeds only when a goroutine is idle
 	done chan struct{}
