@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -209,6 +210,33 @@ func TestReadOnlyOutRefusedAtStartup(t *testing.T) {
 		var ce *app.ConfigError
 		if !errors.As(err, &ce) || ce.Flag != "out" || !strings.Contains(err.Error(), "read-only file system") {
 			t.Fatalf("run on a read-only --out: %v; want a configuration error naming --out and the cause", err)
+		}
+		if v, f := e.queueCounts(t, e.queue.URL); v == "0" || f != "0" {
+			t.Fatalf("queue %s visible, %s in flight: a refused run took messages", v, f)
+		}
+	})
+}
+
+// A spool directory that cannot be written (here a file, not a directory) is found at
+// start-up too, while --out is set up beside it: a configuration error naming --spool-dir, no
+// message taken, and no --out left behind.
+func TestUnwritableSpoolDirRefusedAtStartup(t *testing.T) {
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 2)
+		e.put(t, "a.log", lines(3, "a"))
+		notDir := filepath.Join(t.TempDir(), "spool")
+		if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "out", "nested")
+		cfg := e.config(func(c *app.Config) { c.Out, c.SpoolDir = out, notDir })
+		_, err := app.Run(t.Context(), cfg)
+		var ce *app.ConfigError
+		if !errors.As(err, &ce) || ce.Flag != "spool-dir" || !strings.Contains(err.Error(), "not a directory") {
+			t.Fatalf("run with a file as --spool-dir: %v; want a configuration error naming --spool-dir and the cause", err)
+		}
+		if _, err := os.Stat(filepath.Dir(out)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("a refused run left --out behind (%v)", err)
 		}
 		if v, f := e.queueCounts(t, e.queue.URL); v == "0" || f != "0" {
 			t.Fatalf("queue %s visible, %s in flight: a refused run took messages", v, f)

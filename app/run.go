@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/palleto/palleto/admin"
 	"github.com/palleto/palleto/backoff"
 	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/internal/durable"
 	"github.com/palleto/palleto/metrics"
 	"github.com/palleto/palleto/object"
 	"github.com/palleto/palleto/output"
@@ -111,31 +113,29 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 			err = errors.Join(err, fmt.Errorf("flush acknowledgements: %w", cerr))
 		}
 	}()
-	if err := checkQueue(ctx, src, cfg.QueueURL, sqsClient.Options().BaseEndpoint, awsCfg, log); err != nil {
+	// The queue's check (the network) and the set-up of --out (the disk) run side by side. A
+	// run that either refuses leaves nothing behind: what the set-up made is removed again.
+	madeOut := durable.Missing(cfg.Out)
+	checked := make(chan error, 1)
+	go func() { checked <- checkQueue(ctx, src, cfg.QueueURL, sqsClient.Options().BaseEndpoint, awsCfg, log) }()
+	out, err := openOut(cfg)
+	if cerr := <-checked; cerr != nil || err != nil {
+		if out != nil {
+			out.Close()
+		}
+		for _, d := range madeOut {
+			os.Remove(d) // innermost first; a directory that is not empty stays
+		}
+		if cerr != nil {
+			return Summary{}, cerr // the queue's refusal comes first, as it did before the set-up
+		}
 		return Summary{}, err
-	}
-	// The output directory is made only once the queue is known to be there, so that a run
-	// refused at start-up leaves nothing behind.
-	out, err := output.NewWriter(cfg.Out)
-	switch {
-	case errors.Is(err, output.ErrInUse):
-		return Summary{}, &ConfigError{"out", cfg.Out + " is in use by another palleto run"}
-	case err != nil:
-		return Summary{}, &ConfigError{"out", err.Error()}
 	}
 	defer func() {
 		if cerr := out.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("closing --out: %w", cerr))
 		}
 	}()
-	// A real write, before anything is received: a directory that cannot be written is a
-	// mistake to report now, not a fault to find with the first message.
-	if perr := probeDir(cfg.Out); perr != nil {
-		return Summary{}, &ConfigError{"out", "cannot write to " + cfg.Out + ": " + rootCause(perr)}
-	}
-	if perr := probeDir(cfg.SpoolDir); perr != nil {
-		return Summary{}, &ConfigError{"spool-dir", "cannot write to the spool directory: " + rootCause(perr)}
-	}
 	if uerr := out.Unlocked(); uerr != nil {
 		log.Warn("cannot lock the output directory: make sure no other run uses it", "dir", cfg.Out, "err", uerr)
 	}
@@ -404,6 +404,30 @@ func (t *tally) summary(elapsed time.Duration) Summary {
 // newS3 is the S3 client of a run. S3 must start answering within requestTimeout, and a body
 // that sends no byte for as long while it is read is aborted (and resumed by object.Open, or
 // failed as a timeout: an environment fault); a download as a whole may take longer.
+// openOut opens the Writer of --out, and proves with real writes, before anything is
+// received, that it and the spool directory can be written: a directory that cannot be written
+// is a mistake to report now, not a fault to find with the first message. On a failed probe it
+// returns the Writer too (nil when it could not be opened), for the caller to close.
+func openOut(cfg Config) (*output.Writer, error) {
+	spooled := make(chan error, 1) // the spool directory's probe, beside --out's set-up
+	go func() { spooled <- probeDir(cfg.SpoolDir) }()
+	out, err := output.NewWriter(cfg.Out)
+	switch {
+	case errors.Is(err, output.ErrInUse):
+		err = &ConfigError{"out", cfg.Out + " is in use by another palleto run"}
+	case err != nil:
+		err = &ConfigError{"out", err.Error()}
+	default:
+		if perr := probeDir(cfg.Out); perr != nil {
+			err = &ConfigError{"out", "cannot write to " + cfg.Out + ": " + rootCause(perr)}
+		}
+	}
+	if perr := <-spooled; perr != nil && err == nil {
+		err = &ConfigError{"spool-dir", "cannot write to the spool directory: " + rootCause(perr)}
+	}
+	return out, err
+}
+
 func newS3(awsCfg aws.Config, requestTimeout time.Duration) object.Getter {
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		// A custom endpoint (moto, MinIO, …), from wherever the SDK took it (AWS_ENDPOINT_URL,

@@ -144,12 +144,15 @@ func TestStartupProblemsAreFoundBeforePolling(t *testing.T) {
 					t.Setenv(k, v)
 				}
 				var o, e bytes.Buffer
-				out := filepath.Join(t.TempDir(), "out")
+				// Two levels that do not exist: the set-up of --out runs beside the check of the
+				// queue, and what it made must be gone again.
+				top := filepath.Join(t.TempDir(), "out")
+				out := filepath.Join(top, "nested")
 				code := mainCode(ctx, []string{"run", "--queue-url", c.url, "--out", out, "--status", "off"}, &o, &e)
 				if code != 2 {
 					t.Fatalf("exit %d, want 2; stderr: %s", code, e.String())
 				}
-				if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+				if _, err := os.Stat(top); !errors.Is(err, fs.ErrNotExist) {
 					t.Fatalf("a refused run left --out behind (%v)", err)
 				}
 				if lines := strings.Split(strings.TrimSpace(e.String()), "\n"); len(lines) != 1 {

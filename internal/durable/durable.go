@@ -17,18 +17,7 @@ import (
 // syncs that it did not make may deny reading, which syncing needs; it is then left unsynced,
 // as os.MkdirAll would leave it.)
 func MkdirAll(dir string, perm fs.FileMode) (err error) {
-	var made []string // missing, innermost first
-	for d := filepath.Clean(dir); ; {
-		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
-			break // there, or not ours to make: os.MkdirAll says which
-		}
-		made = append(made, d)
-		up := filepath.Dir(d)
-		if up == d {
-			break
-		}
-		d = up
-	}
+	made := Missing(dir)
 	if err := os.MkdirAll(dir, perm); err != nil {
 		return err
 	}
@@ -49,6 +38,23 @@ func MkdirAll(dir string, perm fs.FileMode) (err error) {
 		}
 	}
 	return nil
+}
+
+// Missing returns dir and those of its parents that do not exist, innermost first: what
+// MkdirAll would make. A path that exists, or that cannot be looked at, ends the list.
+func Missing(dir string) []string {
+	var missing []string
+	for d := filepath.Clean(dir); ; {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			return missing // there, or not ours to make: os.MkdirAll says which
+		}
+		missing = append(missing, d)
+		up := filepath.Dir(d)
+		if up == d {
+			return missing
+		}
+		d = up
+	}
 }
 
 // SyncDir syncs the entries of the directory that open opens at name: os.Open for a path, an
