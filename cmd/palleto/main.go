@@ -29,6 +29,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/palleto/palleto/internal/gcpace"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise it comes from
@@ -99,9 +101,13 @@ var commands = map[string]command{
 }
 
 func main() {
+	// The collector's pace, unless GOGC is set (internal/gcpace): in the process, not in
+	// mainCode, which tests run side by side.
+	stopPace := gcpace.Start(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := mainCode(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	stopPace()
 	os.Exit(code)
 }
 
