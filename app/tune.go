@@ -57,6 +57,7 @@ type tuner struct {
 	minLat    time.Duration // the lowest mean download latency seen, drifting up slowly
 	avgSize   float64       // bytes per object, averaged
 	wait      int           // intervals left before growing again
+	doubt     bool          // the first sample after a growth said to step back; the next decides
 }
 
 func newTuner() *tuner { return &tuner{limit: tuneStart, max: tuneMax} }
@@ -89,7 +90,13 @@ func (t *tuner) next(s fetchSample) int {
 	holds := float64(lat) <= tuneHold*float64(t.minLat)
 	grew := t.limit > t.prevLimit && t.prevRate > 0
 	t.wait = max(t.wait-1, 0)
+	doubt := false
 	switch {
+	case grew && !holds && rate < t.prevRate*tuneGain && !t.doubt:
+		// The first sample at a larger limit may say so because of the growth itself (new
+		// connections, stacks grown, a collection) or by chance: a second sample at the same
+		// limit decides.
+		doubt = true
 	case grew && !holds && rate < t.prevRate*tuneGain:
 		// The last growth bought latency, not throughput: back to the limit before it.
 		t.limit, t.wait = t.prevLimit, tuneProbe
@@ -99,6 +106,7 @@ func (t *tuner) next(s fetchSample) int {
 	default:
 		t.prevLimit, t.prevRate = t.limit, rate
 	}
+	t.doubt = doubt
 	t.limit = min(t.limit, memCap)
 	return t.limit
 }

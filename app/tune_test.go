@@ -40,7 +40,7 @@ func TestTunerGrowsWhileThroughputGrows(t *testing.T) {
 			off++ // a probe of a larger limit
 		}
 	}
-	if off > len(limits[5:])/8 {
+	if off > len(limits[5:])/5 { // a probe lasts two intervals: the second confirms the first
 		t.Errorf("%d of %d intervals above 40: want the limit to stay on the plateau but for probes (%v)", off, len(limits[5:]), limits)
 	}
 }
@@ -60,6 +60,34 @@ func TestTunerHoldsWhenThroughputDoesNot(t *testing.T) {
 	}
 	if at4 < 20 {
 		t.Errorf("limit was %d for %d of 30 intervals, want most of them (limits %v)", tuneStart, at4, limits)
+	}
+}
+
+// One sample after a growth that says to step back (the growth's own cost, or chance) is not
+// enough: the tuner stays, and steps back only if the next sample says so too.
+func TestTunerConfirmsBeforeSteppingBack(t *testing.T) {
+	// 100 objects/s per slot, 10 ms each, with no plateau below 64.
+	sample := func(limit int, lat time.Duration) fetchSample {
+		done := int64(float64(limit) * tuneInterval.Seconds() / lat.Seconds())
+		return fetchSample{Done: done, Busy: time.Duration(done) * lat, Bytes: done << 12, Elapsed: tuneInterval}
+	}
+	tu := newTuner()
+	if got := tu.next(sample(8, 10*time.Millisecond)); got != 16 {
+		t.Fatalf("limit %d after a good sample at 8, want 16", got)
+	}
+	// At 16, one sample three times as slow: no more throughput, latency did not hold.
+	if got := tu.next(sample(16, 30*time.Millisecond)); got != 16 {
+		t.Fatalf("limit %d after one bad sample at 16, want 16 (a second sample decides)", got)
+	}
+	if got := tu.next(sample(16, 10*time.Millisecond)); got != 32 {
+		t.Fatalf("limit %d after a good second sample at 16, want 32", got)
+	}
+	// At 32, two bad samples in a row: back to 16.
+	if got := tu.next(sample(32, 30*time.Millisecond)); got != 32 {
+		t.Fatalf("limit %d after one bad sample at 32, want 32", got)
+	}
+	if got := tu.next(sample(32, 30*time.Millisecond)); got != 16 {
+		t.Fatalf("limit %d after two bad samples at 32, want 16", got)
 	}
 }
 
