@@ -14,7 +14,9 @@ import (
 // per tuneInterval, or sooner when downloads are fast: see tune): it doubles the limit while
 // the downloads' latency holds (more in flight is then more throughput: the downloads wait
 // on the network, not on a CPU or a server that is full), goes back to the last limit when a
-// larger one raised latency without raising throughput by tuneGain, and after a step back
+// larger one raised latency without raising throughput by tuneGain in two samples in a row
+// (the first one after a growth also pays for the growth: new connections, stacks grown), and
+// after a step back
 // waits tuneProbe samples before it tries again (the lowest latency seen drifts up slowly, so
 // that it is learnt again when all downloads get slower, and larger limits are probed now and
 // then). Downloads in flight never hold more than tuneMemory of content (by the average object
