@@ -38,6 +38,9 @@ type fakeSQS struct {
 	sendDedups    map[string][]string  // the deduplication ids of those tries
 	entryFault    func(id string) bool // fail this entry of a delete or visibility batch (server side)
 	maxPerReceive int                  // if positive, the most messages one receive returns
+	// blindCounts makes GetQueueAttributes count no message at all, as SQS's approximate
+	// counts (or moto, for a message that turns visible as it counts) may.
+	blindCounts bool
 	// transit is how long a receive's answer takes to arrive once its messages are handed
 	// out: a receive aborted meanwhile loses them until their visibility timeout, as on SQS.
 	transit    time.Duration
@@ -473,7 +476,7 @@ func (f *fakeSQS) GetQueueAttributes(ctx context.Context, in *awssqs.GetQueueAtt
 	now := time.Now()
 	for _, m := range q.msgs {
 		switch {
-		case m.deleted:
+		case m.deleted, f.blindCounts:
 		case now.Before(m.visibleAt):
 			invisible++
 		default:

@@ -125,6 +125,10 @@ type Source struct {
 	eof      bool      // drained, and nothing left: Receive returns io.EOF
 	seen     int64     // receives that returned messages, to tell a drain check that something came
 	lost     int       // deletes and visibility changes not made because Close gave up
+	// back is when the last message this source made visible again (released, or failed and
+	// retried) is due back in the queue: a drain check ends no drain before drainSettle after
+	// it (see checkDrain).
+	back time.Time
 
 	// checkedRedrive is the queue's RedrivePolicy attribute as Check read it ("" for none),
 	// nil before a successful Check.

@@ -1034,6 +1034,35 @@ func TestDrain(t *testing.T) {
 	})
 }
 
+// TestDrainWaitsForWhatItMadeVisibleAgain: a message that failed is hidden for the retry
+// delay and is due back then. Counts of zero meanwhile (SQS's counts are approximate; moto can
+// miss a message that turns visible as it counts) do not end the drain: the message is
+// received again.
+func TestDrainWaitsForWhatItMadeVisibleAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.put(qURL, "m")
+		s := start(t, f, Config{Drain: true, Retry: &backoff.Policy{Base: 2 * time.Second, Max: 2 * time.Second}})
+		msgs := receive(t, s, 1)
+		f.mu.Lock()
+		f.blindCounts = true
+		f.mu.Unlock()
+		ack(msgs, flow.Failed, errors.New("boom"))
+		p := receiveAsync(t.Context(), s, 10)
+		<-p.done
+		if p.err != nil || !slices.Equal(bodies(p.msgs), []string{"m"}) {
+			t.Fatalf("got %v, %v; want the failed message again once it came back", bodies(p.msgs), p.err)
+		}
+		if n := len(f.callsOf("GetQueueAttributes")); n == 0 {
+			t.Fatal("no drain check while the message was hidden: the test proves nothing")
+		}
+		ack(p.msgs, flow.Succeeded, nil)
+		if _, err := s.Receive(t.Context(), 10); err != io.EOF {
+			t.Fatalf("drained queue: %v", err)
+		}
+	})
+}
+
 // checkedDrain starts a draining source on a queue of n messages, and checks it: Check reads
 // the backlog.
 func checkedDrain(t *testing.T, n int) (*fakeSQS, *Source) {

@@ -129,10 +129,20 @@ func (s *Source) changeBatch(items []batchItem) {
 			}
 		case visRelease:
 			s.count.Released.Add(1)
+			s.backLocked(sent, it.to)
 			s.finishLocked(e)
 		case visRetry:
+			s.backLocked(sent, it.to)
 			s.finishLocked(e)
 		}
 		return false
 	})
+}
+
+// backLocked notes that a message made visible again by a request sent at sent, hidden for
+// hide, is due back in the queue then (SQS counts in whole seconds).
+func (s *Source) backLocked(sent time.Time, hide time.Duration) {
+	if due := sent.Add(time.Duration(seconds(hide)) * time.Second); due.After(s.back) {
+		s.back = due
+	}
 }
