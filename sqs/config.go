@@ -12,12 +12,12 @@ import (
 
 // Limits that SQS sets on the values the source sends.
 const (
-	maxBatch       = 10               // messages per ReceiveMessage, entries per batch request
-	maxWait        = 20 * time.Second // WaitTimeSeconds
-	maxVisibility  = 12 * time.Hour   // VisibilityTimeout, and a message's total invisible time
-	drainWait      = time.Second      // wait of each receive under Config.Drain
-	drainSettle    = time.Second      // a drain ends no sooner than this after a message it made visible again is due back
-	batchAttempts  = 8                // tries of a delete, visibility change or send before giving up
+	maxBatch       = 10                     // messages per ReceiveMessage, entries per batch request
+	maxWait        = 20 * time.Second       // WaitTimeSeconds
+	maxVisibility  = 12 * time.Hour         // VisibilityTimeout, and a message's total invisible time
+	drainWait      = time.Second            // wait of each receive under Config.Drain
+	drainSettle    = 250 * time.Millisecond // a drain ends no sooner than this after a message it made visible again is due back
+	batchAttempts  = 8                      // tries of a delete, visibility change or send before giving up
 	defaultTimeout = 30 * time.Second
 )
 

@@ -77,10 +77,11 @@
 // have come back empty, Receive returns io.EOF and the pipeline ends. The counts are
 // approximate in SQS: a message sent just then may be left for the next run. A message that
 // the source itself made visible again (released, or failed and hidden for the retry delay)
-// is coming back, so counts of zero do not end a drain until a second after it is due. Check
-// reads the same counts at start-up, and the source then runs no more receives at once than
-// the backlog they gave still needs, so that the last receives of a drain do not wait side by
-// side on the empty queue, each a request; an answer beyond the count lifts that bound.
+// is coming back, so counts of zero do not end a drain until a quarter of a second after it
+// is due. Check reads the same counts at start-up, and the source then runs no more receives
+// at once than the backlog they gave still needs, so that the last receives of a drain do not
+// wait side by side on the empty queue, each a request; an answer beyond the count lifts that
+// bound.
 //
 // The creator owns the source: New starts its owner loop, and Close, called after the
 // pipeline's Run returned, gives the receives in flight a second to answer (then aborts the

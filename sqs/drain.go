@@ -48,7 +48,7 @@ func (s *Source) checkDrain(seen int64) {
 	if c, err := countsOf(out.Attributes); err != nil || c != (Counts{}) {
 		return
 	}
-	// A message this source made visible again comes back: until it is due, and a while
+	// A message this source made visible again comes back: until it is due, and a moment
 	// after, counts of zero say that SQS has not counted it (they are approximate; moto
 	// counts a message that turns visible during the count as neither visible nor in flight),
 	// not that the queue is empty. The receives go on meanwhile, and the next empty one checks
