@@ -59,8 +59,9 @@
 // the round. The directories a write makes for its result (bucket, key prefixes) are made
 // durable the same way: their parents are synced as items of one round, shared with the
 // writes around it. So is the output directory itself when [NewWriter] makes it (with any
-// missing parents), before it returns. On error the temporary file is removed; only a crash can leave one behind (".palleto-*.tmp",
-// safe to delete), and [Writer.Sweep] removes those (palleto run does at start). Before writing it reads the result already there:
+// missing parents), before it returns. On error the temporary file is removed; only a crash
+// can leave one behind (".palleto-*.tmp", safe to delete), and [Writer.Sweep] removes those
+// (palleto run does at start). Before writing it reads the result already there:
 //
 //   - the same object (equal sequencer, ETag and version id): the file is left as it is,
 //     byte for byte, and the outcome is [Duplicate];

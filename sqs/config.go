@@ -16,7 +16,7 @@ const (
 	maxWait        = 20 * time.Second       // WaitTimeSeconds
 	maxVisibility  = 12 * time.Hour         // VisibilityTimeout, and a message's total invisible time
 	drainWait      = time.Second            // wait of each receive under Config.Drain
-	drainSettle    = 250 * time.Millisecond // a drain ends no sooner than this after a message it made visible again is due back
+	drainSettle    = 250 * time.Millisecond // a drain's least wait past a released message's due time
 	batchAttempts  = 8                      // tries of a delete, visibility change or send before giving up
 	defaultTimeout = 30 * time.Second
 )
