@@ -62,7 +62,8 @@ type Config struct {
 
 	// Retry says how long a failed message stays hidden before SQS delivers it again, from
 	// the number of times SQS has delivered it (1 the first time). The queue's redrive policy
-	// counts the same deliveries, so the policy paces the way to the dead-letter queue. Nil
+	// counts the same deliveries, so the policy paces the way to the dead-letter queue; after
+	// the last delivery it allows there is no delay (see the package doc, Outcomes). Nil
 	// means backoff.Default(): 1 s doubling up to 5 min, with jitter.
 	Retry *backoff.Policy
 

@@ -98,25 +98,35 @@ func redriveOf(ctx context.Context, api API, queueURL, policy string) (Redrive, 
 	if policy == "" {
 		return Redrive{}, nil
 	}
+	arn, n, err := parseRedrive(queueURL, policy)
+	if err != nil {
+		return Redrive{}, err
+	}
+	u, err := api.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(arn[5]), QueueOwnerAWSAccountId: aws.String(arn[4])})
+	if err != nil {
+		return Redrive{}, &Error{Action: "GetQueueUrl", Queue: strings.Join(arn, ":"), Kind: classify(err), Err: err}
+	}
+	return Redrive{DeadLetterQueueURL: aws.ToString(u.QueueUrl), MaxReceiveCount: n}, nil
+}
+
+// parseRedrive returns the parts of the dead-letter queue's ARN and the maxReceiveCount of a
+// RedrivePolicy attribute that is not empty.
+func parseRedrive(queueURL, policy string) (arn []string, maxReceiveCount int, err error) {
 	var rp struct {
 		Target string `json:"deadLetterTargetArn"`
 		// A number as SQS gives it back, or a string as some tools set it.
 		Max json.RawMessage `json:"maxReceiveCount"`
 	}
-	err := json.Unmarshal([]byte(policy), &rp)
-	arn := strings.Split(rp.Target, ":") // arn:PARTITION:sqs:REGION:ACCOUNT:NAME
+	err = json.Unmarshal([]byte(policy), &rp)
+	arn = strings.Split(rp.Target, ":") // arn:PARTITION:sqs:REGION:ACCOUNT:NAME
 	if err != nil || len(arn) != 6 || arn[0] != "arn" || arn[2] != "sqs" || arn[4] == "" || arn[5] == "" {
-		return Redrive{}, fmt.Errorf("sqs: the redrive policy of %s names no dead-letter queue: %q", queueURL, policy)
+		return nil, 0, fmt.Errorf("sqs: the redrive policy of %s names no dead-letter queue: %q", queueURL, policy)
 	}
 	n, err := strconv.Atoi(strings.Trim(string(rp.Max), `"`))
 	if err != nil || n < 1 {
-		return Redrive{}, fmt.Errorf("sqs: the redrive policy of %s has no maxReceiveCount of 1 or more: %q", queueURL, policy)
+		return nil, 0, fmt.Errorf("sqs: the redrive policy of %s has no maxReceiveCount of 1 or more: %q", queueURL, policy)
 	}
-	u, err := api.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(arn[5]), QueueOwnerAWSAccountId: aws.String(arn[4])})
-	if err != nil {
-		return Redrive{}, &Error{Action: "GetQueueUrl", Queue: rp.Target, Kind: classify(err), Err: err}
-	}
-	return Redrive{DeadLetterQueueURL: aws.ToString(u.QueueUrl), MaxReceiveCount: n}, nil
+	return arn, n, nil
 }
 
 // sendAttempts bounds the tries of a SendMessageBatch entry that SQS failed on its side.

@@ -133,6 +133,9 @@ type Source struct {
 	// checkedRedrive is the queue's RedrivePolicy attribute as Check read it ("" for none),
 	// nil before a successful Check.
 	checkedRedrive *string
+	// redriveMax is the maxReceiveCount of that policy, 0 for none: a message that fails on
+	// its redriveMax-th delivery is not hidden for the retry delay (see retryLocked).
+	redriveMax int
 	// drainLeft is, under Drain, how many of the messages that the queue held when Check
 	// read its counts have not come yet; -1 when not known. See receivesLocked.
 	drainLeft int
@@ -215,6 +218,12 @@ func (s *Source) Check(ctx context.Context) error {
 			policy := out.Attributes[string(types.QueueAttributeNameRedrivePolicy)]
 			s.mu.Lock()
 			s.checkedRedrive = &policy
+			s.redriveMax = 0
+			if policy != "" {
+				if _, n, err := parseRedrive(q, policy); err == nil {
+					s.redriveMax = n
+				}
+			}
 			if s.cfg.Drain && !s.fifo {
 				if c, err := countsOf(out.Attributes); err == nil {
 					s.drainLeft = c.Total()

@@ -749,6 +749,30 @@ func TestFailureRetryDelay(t *testing.T) {
 	})
 }
 
+// TestLastDeliveryFailureNotDelayed checks that a message that fails on the last delivery
+// that the queue's redrive policy allows is made visible at once, so that the next receive
+// has SQS move it to the dead-letter queue, while earlier failures wait for the retry delay.
+func TestLastDeliveryFailureNotDelayed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.queues[qURL].redrive = `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq","maxReceiveCount":2}`
+		f.put(qURL, "a")
+		s := start(t, f, Config{Retry: &backoff.Policy{Base: 10 * time.Second, Max: time.Hour}})
+		if err := s.Check(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for delivery, want := range []int32{10, 0, 0} {
+			msgs := receive(t, s, 1)
+			ack(msgs, flow.Failed, errors.New("boom"))
+			time.Sleep(time.Second)
+			calls := f.callsOf("ChangeMessageVisibilityBatch")
+			if got := calls[len(calls)-1].Entries[0].Timeout; got != want {
+				t.Fatalf("failure on delivery %d of 2: visibility %ds, want %d", delivery+1, got, want)
+			}
+		}
+	})
+}
+
 func TestPermanentFailureToDeadLetterQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(qURL, dlqURL)

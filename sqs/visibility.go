@@ -22,9 +22,16 @@ func (s *Source) releaseLocked(e *entry, now time.Time) {
 	s.changeLocked(e, toRelease, 0, now)
 }
 
-// retryLocked queues e to be made visible after the retry delay: it failed.
+// retryLocked queues e to be made visible after the retry delay: it failed. A message that
+// failed on the delivery that the queue's redrive policy allows last is made visible at once
+// instead: SQS delivers it no more, but moves it to the dead-letter queue at the next receive,
+// and a delay would only put that off (and a drain's end with it).
 func (s *Source) retryLocked(e *entry, now time.Time) {
-	s.changeLocked(e, toRetry, s.cfg.Retry.Delay(max(e.msg.ReceiveCount, 1)), now)
+	hide := s.cfg.Retry.Delay(max(e.msg.ReceiveCount, 1))
+	if s.redriveMax > 0 && e.msg.ReceiveCount >= s.redriveMax {
+		hide = 0
+	}
+	s.changeLocked(e, toRetry, hide, now)
 }
 
 // changeLocked moves e to next (toRelease or toRetry) and queues the visibility change. An
