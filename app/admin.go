@@ -80,7 +80,7 @@ type adminQueue struct {
 	src    *sqs.Source
 	client *awssqs.Client
 	url    string
-	dlq    string // its dead-letter queue; "" for none
+	dlq    func() string // its dead-letter queue; "" for none
 }
 
 func (a *adminQueue) QueueStats() admin.QueueStats {
@@ -101,9 +101,10 @@ func (a *adminQueue) QueueDepth(ctx context.Context) (admin.QueueDepth, error) {
 	if err != nil {
 		return admin.QueueDepth{}, err
 	}
-	out := admin.QueueDepth{Queue: d, DLQURL: a.dlq}
-	if a.dlq != "" {
-		if dd, err := depth(ctx, a.client, a.dlq); err == nil {
+	dlq := a.dlq()
+	out := admin.QueueDepth{Queue: d, DLQURL: dlq}
+	if dlq != "" {
+		if dd, err := depth(ctx, a.client, dlq); err == nil {
 			out.DLQ = &dd
 		}
 	}
@@ -159,6 +160,38 @@ func redrivePolicy(ctx context.Context, src *sqs.Source, log *slog.Logger) *sqs.
 		return nil
 	}
 	return &rp
+}
+
+// redriveLookup is redrivePolicy run in the background, so that a run's first receive does
+// not wait for it: only what a failure's next step is and which dead-letter queue the
+// dashboard shows need it, and the policy can take a request of its own (GetQueueUrl).
+type redriveLookup struct {
+	done chan struct{}
+	rp   *sqs.Redrive
+}
+
+// lookUpRedrive starts the lookup; the caller waits for it (policy) before it returns.
+func lookUpRedrive(ctx context.Context, src *sqs.Source, log *slog.Logger) *redriveLookup {
+	l := &redriveLookup{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.rp = redrivePolicy(ctx, src, log)
+	}()
+	return l
+}
+
+// policy waits for the lookup and returns what redrivePolicy did.
+func (l *redriveLookup) policy() *sqs.Redrive {
+	<-l.done
+	return l.rp
+}
+
+// dlq waits for the lookup and returns the dead-letter queue's URL, "" for none.
+func (l *redriveLookup) dlq() string {
+	if rp := l.policy(); rp != nil {
+		return rp.DeadLetterQueueURL
+	}
+	return ""
 }
 
 // logFailure logs a failure, once, with its attempt and what happens next.

@@ -160,13 +160,10 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 		}
 		observers = append(observers, obs)
 	}
-	// Read once: what a failure's next step is, and which dead-letter queue the dashboard
-	// shows.
-	redrive := redrivePolicy(ctx, src, log)
-	dlq := ""
-	if redrive != nil {
-		dlq = redrive.DeadLetterQueueURL
-	}
+	// Read once, beside the run: what a failure's next step is, and which dead-letter queue
+	// the dashboard shows.
+	redrive := lookUpRedrive(ctx, src, log)
+	defer redrive.policy()
 	failures := admin.NewFailures(0)
 	outcome := func(m *ticket, r flow.Result) {
 		switch r.Status {
@@ -176,7 +173,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 			}
 		case flow.Failed:
 			f := messageFailure(m, r.Err)
-			f.Next = retryNext(m.attempt, r.Err, sqsCfg.Retry, cfg.DLQURL, redrive)
+			f.Next = retryNext(m.attempt, r.Err, sqsCfg.Retry, cfg.DLQURL, redrive.policy())
 			failures.Add(f)
 			logFailure(log, f)
 		}
@@ -228,7 +225,7 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	var h health
 	var liveHealth atomic.Pointer[HealthFunc] // the run's, once it has started
 	ac := admin.Config{Mode: admin.ModeRun, Title: cfg.QueueURL, Token: cfg.AdminToken, Stages: stageCounts,
-		Queue: &adminQueue{src: src, client: sqsClient, url: cfg.QueueURL, dlq: dlq}, Failures: failures,
+		Queue: &adminQueue{src: src, client: sqsClient, url: cfg.QueueURL, dlq: redrive.dlq}, Failures: failures,
 		Health: func() (bool, string) {
 			if f := liveHealth.Load(); f != nil {
 				return (*f)()

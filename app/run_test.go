@@ -39,6 +39,7 @@ import (
 	"github.com/palleto/palleto/app"
 	"github.com/palleto/palleto/internal/awstest"
 	"github.com/palleto/palleto/internal/moto"
+	"github.com/palleto/palleto/local"
 	"github.com/palleto/palleto/output"
 )
 
@@ -384,6 +385,47 @@ func TestCorruptFileGoesToDeadLetterQueue(t *testing.T) {
 		dl := e.deadLetterBodies(t, 1)
 		if len(dl) != 1 || !strings.Contains(dl[0], "corrupt.gz") {
 			t.Fatalf("dead-letter queue holds %q, want the corrupt object's notification", dl)
+		}
+	})
+}
+
+// TestRedriveLookupDoesNotHoldTheFirstReceive checks that a run reads its queue's redrive
+// policy beside the pipeline, not before it: the proxy holds the lookup's GetQueueUrl until a
+// message has been processed and deleted, which cannot happen if the first receive waits for
+// it.
+func TestRedriveLookupDoesNotHoldTheFirstReceive(t *testing.T) {
+	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
+		e := newEnv(t, bk, 2)
+		e.put(t, "a.gz", gz(lines(10, "a")))
+		processed := make(chan struct{})
+		var once sync.Once
+		held := make(chan bool, 1)
+		proxy := local.StartProxyT(t, local.ProxyConfig{Target: bk.URL, Observe: func(action string, _, _ []byte) {
+			switch action {
+			case "DeleteMessageBatch":
+				once.Do(func() { close(processed) })
+			case "GetQueueUrl":
+				t := time.NewTimer(30 * time.Second) // the bound of a failing test, not a timing
+				defer t.Stop()
+				select {
+				case <-processed:
+					held <- true
+				case <-t.C:
+					held <- false
+				}
+			}
+		}})
+		e.run(t, func(c *app.Config) { c.AWS = ptr(bk.Config(proxy.URL())) })
+		if r, ok := e.result(t, "a.gz"); !ok || r.Lines != 10 {
+			t.Fatalf("a.gz: %+v, %v", r, ok)
+		}
+		select {
+		case ok := <-held:
+			if !ok {
+				t.Fatal("no message was deleted while the redrive policy's lookup waited: the run waited for it")
+			}
+		default:
+			t.Fatal("the run did not look up its queue's dead-letter queue: the test proves nothing")
 		}
 	})
 }

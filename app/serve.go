@@ -155,7 +155,7 @@ func sqsSource(ctx context.Context, client *awssqs.Client, src *sqs.Source, cfg 
 			return jobs.Counts{Queued: queued, Running: int(a.running.Load()), Done: int(a.done.Load()),
 				Failed: int(a.failed.Load()), Dead: dead}, nil
 		},
-		queue:    &adminQueue{src: src, client: client, url: cfg.QueueURL, dlq: dlq},
+		queue:    &adminQueue{src: src, client: client, url: cfg.QueueURL, dlq: func() string { return dlq }},
 		unlisted: sqsUnlisted(rp),
 	}
 }
