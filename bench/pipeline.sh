@@ -27,12 +27,17 @@
 #                          no AWS or PALLETO setting of the shell (bench/lib.sh),
 #                          and the loop reads none in any case
 #   KEEP=DIR               keep the binaries, the JSON lines and the logs in DIR
-#   OUTPUTS=remove         or keep: a run's result files are removed as soon as they
-#                          are checked, or kept until the script ends. On ext4
-#                          without a journal (as on our machines) the kernel skips
-#                          inodes freed in the last minute when it creates a file,
-#                          so that every run after a removal pays more per result
-#                          file created; "keep" measures without that cost.
+#   OUTPUTS=keep           or remove: a run's result files are kept until the script
+#                          ends (in its work directory), or removed as soon as they
+#                          are checked (for a disk short of room: N files of 4 KiB
+#                          per run). On ext4 without a journal (as on our machines)
+#                          the kernel skips the inodes freed in the last minute
+#                          when it creates a file, one by one, so that after each
+#                          removal every run pays for the last runs' removals in
+#                          each result file it creates: at 0 ms that is 40% of the
+#                          CPU per object of both sides, and it varies from run to
+#                          run with what was removed when. A deployment's results
+#                          stay, so "keep" measures what it pays.
 #                          After each run, sync(1) writes back what it left unsynced.
 #
 # Prints one line per run, then a Markdown table of medians with ratios to
@@ -93,7 +98,7 @@ for lat in $latencies; do
 			res=$("$pb" exec ${page[@]+"${page[@]}"} -latency "$lat" -side "$side" -round "$r" -n "$n" -stats "$(field stats "$be")" -out "$out" -- "${cmd[@]}" 2>"$work/run-$q.log")
 			echo "$res" >>"$results"
 			echo "$lat $side round $r: $res"
-			if [[ ${OUTPUTS:-remove} == remove ]]; then
+			if [[ ${OUTPUTS:-keep} == remove ]]; then
 				rm -rf "$out"
 			fi
 			# Write back what the run left unsynced (the loop syncs nothing), so that the
