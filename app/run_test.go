@@ -405,12 +405,12 @@ func TestRedriveLookupDoesNotHoldTheFirstReceive(t *testing.T) {
 			case "DeleteMessageBatch":
 				once.Do(func() { close(processed) })
 			case "GetQueueUrl":
-				t := time.NewTimer(30 * time.Second) // the bound of a failing test, not a timing
-				defer t.Stop()
+				bound := time.NewTimer(30 * time.Second) // the bound of a failing test, not a timing
+				defer bound.Stop()
 				select {
 				case <-processed:
 					held <- true
-				case <-t.C:
+				case <-bound.C:
 					held <- false
 				}
 			}
