@@ -139,8 +139,12 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	if uerr := out.Unlocked(); uerr != nil {
 		log.Warn("cannot lock the output directory: make sure no other run uses it", "dir", cfg.Out, "err", uerr)
 	}
-	stopSweep := sweep(out, log)
-	defer stopSweep()
+	// Temporary files are left only by a Writer that did not close; where the directory
+	// cannot be locked, another run may have been that Writer.
+	if out.Unclean() || out.Unlocked() != nil {
+		stopSweep := sweep(out, log)
+		defer stopSweep()
+	}
 
 	runCtx, giveUp := context.WithCancelCause(ctx)
 	defer giveUp(nil)
@@ -408,16 +412,14 @@ func (t *tally) summary(elapsed time.Duration) Summary {
 func openOut(cfg Config) (*output.Writer, error) {
 	spooled := make(chan error, 1) // the spool directory's probe, beside --out's set-up
 	go func() { spooled <- probeDir(cfg.SpoolDir) }()
-	out, err := output.NewWriter(cfg.Out)
+	out, err := output.NewWriter(cfg.Out) // which writes, syncs and keeps its output.OpenMarker
 	switch {
 	case errors.Is(err, output.ErrInUse):
 		err = &ConfigError{"out", cfg.Out + " is in use by another palleto run"}
+	case errors.Is(err, output.ErrNotWritable):
+		err = &ConfigError{"out", "cannot write to " + cfg.Out + ": " + rootCause(err)}
 	case err != nil:
 		err = &ConfigError{"out", err.Error()}
-	default:
-		if perr := probeDir(cfg.Out); perr != nil {
-			err = &ConfigError{"out", "cannot write to " + cfg.Out + ": " + rootCause(perr)}
-		}
 	}
 	if perr := <-spooled; perr != nil && err == nil {
 		err = &ConfigError{"spool-dir", "cannot write to the spool directory: " + rootCause(perr)}

@@ -573,7 +573,10 @@ func TestLargeObjectBoundedMemory(t *testing.T) {
 	})
 }
 
-// A run removes the temporary files an earlier crash left in --out, and only those.
+// TestRunSweepsCrashLeftovers checks that a run removes the temporary files that a crashed
+// run left in --out (its output.OpenMarker stayed), but only those old enough to belong to no
+// write, and keeps the marker while a young one is left; and that after a run that closed,
+// the next one does not walk --out at all.
 func TestRunSweepsCrashLeftovers(t *testing.T) {
 	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
 		e := newEnv(t, bk, 2)
@@ -582,8 +585,9 @@ func TestRunSweepsCrashLeftovers(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		marker := filepath.Join(e.out, output.OpenMarker)
 		old, fresh := filepath.Join(dir, ".palleto-old.tmp"), filepath.Join(dir, ".palleto-fresh.tmp")
-		for _, p := range []string{old, fresh} {
+		for _, p := range []string{old, fresh, marker} {
 			if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -601,6 +605,33 @@ func TestRunSweepsCrashLeftovers(t *testing.T) {
 		}
 		if _, err := os.Stat(fresh); err != nil {
 			t.Errorf("a fresh temporary file was removed: %v", err)
+		}
+		if _, err := os.Stat(marker); err != nil {
+			t.Errorf("the marker is gone while a leftover is not: %v", err)
+		}
+
+		// The fresh one ages; the next run removes it, and closes clean.
+		if err := os.Chtimes(fresh, long, long); err != nil {
+			t.Fatal(err)
+		}
+		e.run(t)
+		if _, err := os.Stat(fresh); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the second leftover is still there (%v)", err)
+		}
+		if _, err := os.Stat(marker); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the marker stayed after a run that swept all and closed (%v)", err)
+		}
+
+		// After a clean close, a run does not sweep: a file put there by hand stays.
+		if err := os.WriteFile(old, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(old, long, long); err != nil {
+			t.Fatal(err)
+		}
+		e.run(t)
+		if _, err := os.Stat(old); err != nil {
+			t.Errorf("a run after a clean close swept --out: %v", err)
 		}
 	})
 }

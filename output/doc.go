@@ -60,8 +60,12 @@
 // durable the same way: their parents are synced as items of one round, shared with the
 // writes around it. So is the output directory itself when [NewWriter] makes it (with any
 // missing parents), before it returns. On error the temporary file is removed; only a crash
-// can leave one behind (".palleto-*.tmp", safe to delete), and [Writer.Sweep] removes those
-// (palleto run does at start). Before writing it reads the result already there:
+// can leave one behind (".palleto-*.tmp", safe to delete), and [Writer.Sweep] removes those.
+// To know when to sweep without walking the directory at each start, a Writer keeps a file
+// at its top while it is open ([OpenMarker], written and synced by NewWriter, which also
+// proves that the file system takes writes) and removes it when it closes; a Writer that
+// finds one is [Writer.Unclean] until a Sweep finds nothing left (palleto run sweeps then).
+// Before writing it reads the result already there:
 //
 //   - the same object (equal sequencer, ETag and version id): the file is left as it is,
 //     byte for byte, and the outcome is [Duplicate];

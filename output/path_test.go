@@ -233,6 +233,7 @@ func TestHostileKeysOnDisk(t *testing.T) {
 			}
 		}
 	}
+	want[filepath.Join(dir, OpenMarker)] = true // the Writer is open
 	var found int
 	err = filepath.WalkDir(parent, func(p string, d os.DirEntry, err error) error {
 		if err != nil {

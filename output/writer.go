@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palleto/palleto/internal/durable"
@@ -30,7 +31,17 @@ var (
 	ErrInvalid = errors.New("output: not a result file")
 	// ErrInUse means another Writer, in this process or another, holds the directory.
 	ErrInUse = errors.New("output: directory in use by another writer")
+	// ErrNotWritable means that NewWriter could not write its OpenMarker in the directory (a
+	// read-only or full file system, no permission): results could not be written either.
+	ErrNotWritable = errors.New("output: cannot write to the directory")
 )
+
+// OpenMarker is the file that a Writer keeps at the top of its directory while it is open
+// and removes when it closes. Found by NewWriter, it means that the last Writer there did
+// not close (its process crashed or was killed), so that temporary files may have been left
+// behind: see [Writer.Unclean]. No result's path can take its name (a bucket's name does not
+// begin with a dot).
+const OpenMarker = ".palleto-open"
 
 // Result is what is recorded for one processed S3 object. The JSON field names are a
 // contract with users and scripts.
@@ -96,6 +107,12 @@ type Writer struct {
 	dirs   map[string]*resultDir // open directories by relative path ("" for the top)
 	// commits makes the temporary files and renames of concurrent writes durable together.
 	commits commits
+	// unclean: OpenMarker was there when NewWriter came (see Unclean), until a Sweep found
+	// nothing left to remove. failed: a write failed after it could have made a temporary
+	// file, whose removal may have failed too. Either way Close leaves OpenMarker, for the
+	// next Writer's sweep.
+	unclean atomic.Bool
+	failed  atomic.Bool
 
 	// fail, set by tests only, makes the write fail at the named step.
 	fail func(step string) error
@@ -125,8 +142,44 @@ func NewWriter(dir string) (*Writer, error) {
 	w := &Writer{dir: dir, root: root, lockFile: d, lockErr: lockErr, dirs: map[string]*resultDir{}}
 	w.commits.whole = wholeSync(d)
 	w.commits.spacing = roundSpacing
+	if err := w.mark(); err != nil {
+		root.Close()
+		d.Close()
+		return nil, fmt.Errorf("%w %s: %w", ErrNotWritable, dir, err)
+	}
 	return w, nil
 }
+
+// mark notes whether OpenMarker is there, then writes it, syncs it and syncs the directory:
+// the proof that the file system takes writes (a read-only or full one refuses them here),
+// and, after a crash, the sign that this Writer did not close.
+func (w *Writer) mark() error {
+	if _, err := w.root.Lstat(OpenMarker); err == nil {
+		w.unclean.Store(true)
+	}
+	f, err := w.root.OpenFile(OpenMarker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte("palleto\n"))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = durable.SyncDir(os.Open, w.dir)
+	}
+	return err
+}
+
+// Unclean reports whether the last Writer on the directory did not close (its process
+// crashed or was killed), or closed after a write failed once it could have made a temporary
+// file; and no Sweep since has found the directory clear. Only then can temporary files have
+// been left behind for [Writer.Sweep]. A directory that no Writer had opened is clean. An
+// unclean Writer leaves OpenMarker when it closes, so that the next one sweeps again.
+func (w *Writer) Unclean() bool { return w.unclean.Load() }
 
 // Unlocked reports why the directory could not be locked (some network file systems cannot),
 // or nil when the Writer holds its lock. An unlocked Writer works, but nothing keeps another
@@ -146,6 +199,12 @@ func (w *Writer) Close() error {
 		errs = append(errs, d.close())
 	}
 	w.dirs = nil
+	if !w.failed.Load() && !w.unclean.Load() {
+		// Not synced: should a crash bring it back, the next Writer only sweeps for nothing.
+		if err := w.root.Remove(OpenMarker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
 	errs = append(errs, w.root.Close(), w.lockFile.Close())
 	return errors.Join(errs...)
 }
@@ -216,6 +275,7 @@ func (w *Writer) Write(r Result) (string, Outcome, error) {
 	}
 
 	if err := w.replace(dir, name, data); err != nil {
+		w.failed.Store(true)
 		return p, 0, fmt.Errorf("output: %s: %w", p, err)
 	}
 	return p, Written, nil
@@ -463,10 +523,11 @@ func (t *pathLocks) lock(key string) (unlock func()) {
 // Sweep removes the temporary files (".palleto-*.tmp") that a crash left under the directory
 // and that are older than age: a write holds its temporary file for milliseconds, so one
 // that old belongs to no write. It stops when ctx ends and returns how many it removed.
-// Result files are never touched: escaped names cannot start with ".palleto-".
+// Result files are never touched: escaped names cannot start with ".palleto-". A Sweep that
+// ends with none left, young or old, makes the Writer clean (see [Writer.Unclean]).
 func (w *Writer) Sweep(ctx context.Context, age time.Duration) (int, error) {
 	cutoff := time.Now().Add(-age)
-	removed := 0
+	removed, young := 0, 0
 	err := fs.WalkDir(w.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -486,6 +547,7 @@ func (w *Writer) Sweep(ctx context.Context, age time.Duration) (int, error) {
 			return err
 		}
 		if info.ModTime().After(cutoff) {
+			young++
 			return nil
 		}
 		if err := w.root.Remove(filepath.FromSlash(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -496,6 +558,9 @@ func (w *Writer) Sweep(ctx context.Context, age time.Duration) (int, error) {
 	})
 	if err != nil {
 		return removed, fmt.Errorf("output: sweep %s: %w", w.dir, err)
+	}
+	if young == 0 {
+		w.unclean.Store(false)
 	}
 	return removed, nil
 }

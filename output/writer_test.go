@@ -59,7 +59,7 @@ func readBytes(t *testing.T, p string) []byte {
 	return b
 }
 
-// temps lists the temporary files left anywhere under dir.
+// temps lists the temporary files left anywhere under dir (not the OpenMarker).
 func temps(t *testing.T, dir string) []string {
 	t.Helper()
 	var found []string
@@ -67,7 +67,7 @@ func temps(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), tempPrefix) {
+		if strings.HasPrefix(d.Name(), tempPrefix) && strings.HasSuffix(d.Name(), ".tmp") {
 			found = append(found, p)
 		}
 		return nil
@@ -348,7 +348,7 @@ func TestFailedParentSync(t *testing.T) {
 // are synced in one commit round, not in one round per level: three new levels are three
 // items of one round, which syncs the file system as a whole.
 // TestNewWriterSyncsWhatItMakes: an output directory that NewWriter makes is durable before
-// any result under it is (package durable tests the rest).
+// any result under it is (package durable tests the rest), and so is its OpenMarker.
 func TestNewWriterSyncsWhatItMakes(t *testing.T) {
 	base := t.TempDir()
 	var synced []string
@@ -364,7 +364,7 @@ func TestNewWriterSyncsWhatItMakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	if want := []string{base, filepath.Join(base, "a")}; !slices.Equal(synced, want) {
+	if want := []string{base, filepath.Join(base, "a"), dir}; !slices.Equal(synced, want) {
 		t.Errorf("NewWriter(%s) synced %q, want %q", dir, synced, want)
 	}
 }
@@ -664,6 +664,97 @@ func BenchmarkWrite(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestOpenMarker checks that a Writer says whether the last one on its directory closed:
+// not after a crash (its OpenMarker stayed), nor after a write failed once it could have made
+// a temporary file; yes on a fresh directory and after a Close.
+func TestOpenMarker(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	marker := filepath.Join(dir, OpenMarker)
+	open := func(wantUnclean bool) *Writer {
+		t.Helper()
+		w, err := NewWriter(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Unclean() != wantUnclean {
+			t.Fatalf("Unclean() = %v, want %v", w.Unclean(), wantUnclean)
+		}
+		if _, err := os.Stat(marker); err != nil {
+			t.Fatalf("open Writer, no marker: %v", err)
+		}
+		return w
+	}
+	closed := func(w *Writer, wantMarker bool) {
+		t.Helper()
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(marker); (err == nil) != wantMarker {
+			t.Fatalf("closed Writer: marker there: %v, want %v", err == nil, wantMarker)
+		}
+	}
+
+	w := open(false) // a fresh directory
+	mustWrite(t, w, result("b", "k", "01"), Written)
+	closed(w, false)
+	w = open(false) // after a Close
+
+	// A crash: the process ends without Close, which the kernel's closing of its files is.
+	w.root.Close()
+	w.lockFile.Close()
+	closed(open(true), true) // no Sweep: the next Writer is told too
+	w = open(true)
+	young := filepath.Join(dir, "b", tempPrefix+"young.tmp")
+	if err := os.WriteFile(young, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Sweep(t.Context(), time.Hour); n != 0 || err != nil || !w.Unclean() {
+		t.Fatalf("Sweep = %d, %v, Unclean %v; want 0, nil, true: a young file was left", n, err, w.Unclean())
+	}
+	if err := os.Remove(young); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.Sweep(t.Context(), time.Hour); n != 0 || err != nil || w.Unclean() {
+		t.Fatalf("Sweep = %d, %v, Unclean %v; want 0, nil, false", n, err, w.Unclean())
+	}
+	closed(w, false)
+
+	w = open(false)
+	w.fail = func(s string) error {
+		if s == "rename" {
+			return errInjected
+		}
+		return nil
+	}
+	if _, _, err := w.Write(result("b", "k", "02")); !errors.Is(err, errInjected) {
+		t.Fatalf("Write: %v, want the injected error", err)
+	}
+	closed(w, true)
+	w = open(true)
+	if _, err := w.Sweep(t.Context(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	closed(w, false)
+}
+
+// TestNotWritable checks that NewWriter refuses a directory it cannot write to, saying so.
+func TestNotWritable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root writes to read-only directories; the app's tests mount a read-only file system")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o755)
+	if w, err := NewWriter(dir); !errors.Is(err, ErrNotWritable) || !errors.Is(err, fs.ErrPermission) {
+		if w != nil {
+			w.Close()
+		}
+		t.Fatalf("NewWriter of a read-only directory: %v, want ErrNotWritable and a permission error", err)
+	}
 }
 
 // Sweep removes the temporary files a crash left behind once they are old enough, and
