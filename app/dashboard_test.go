@@ -144,6 +144,21 @@ func TestDashboardRun(t *testing.T) {
 	eventually(t, ctx, "the missing object's failure", func() bool {
 		return jsBool(t, ctx, `[...document.querySelectorAll('#failures-table tbody tr')].some(r => r.textContent.includes('missing/object.log') && r.textContent.includes('retried within 200ms (receive 1 of 3, then dead-lettered)'))`)
 	})
+	// Once no failure comes, the table stays as it is, so that a reader can select in it:
+	// the same rows after two more polls.
+	eventually(t, ctx, "the missing object's last failure", func() bool {
+		return jsBool(t, ctx, `[...document.querySelectorAll('#failures-table tbody tr')].some(r => r.textContent.includes('dead-lettered by the queue\'s redrive policy (receive 3 of 3)'))`)
+	})
+	seq, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelector('#failures-table tbody tr').dataset.mark = 'kept'; state.seq`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, "two more polls", func() bool {
+		return jsBool(t, ctx, fmt.Sprintf(`state.seq >= %d`, seq+2))
+	})
+	if !jsBool(t, ctx, `document.querySelector('#failures-table tbody tr').dataset.mark === 'kept'`) {
+		t.Error("the failures table was drawn again with nothing new in it")
+	}
 	if !jsBool(t, ctx, `document.querySelectorAll('#charts .chart').length >= 4`) {
 		t.Error("fewer than four charts")
 	}

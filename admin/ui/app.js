@@ -15,6 +15,7 @@ const state = {
   jobTabPicked: false,
   detail: null,
   confirmDelete: null,
+  failuresKey: "", // what the failures table shows (drawFailures)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -387,6 +388,11 @@ function sumSeries(list) {
 
 function drawFailures(snap) {
   const f = snap.failures;
+  // Drawn again only when it changed: a table replaced every second loses the text a
+  // reader selects in it (an error to copy).
+  const key = JSON.stringify([snap.status.mode, f]);
+  if (key === state.failuresKey) return;
+  state.failuresKey = key;
   const body = $("failures-table").tBodies[0];
   body.replaceChildren();
   $("failures-total").textContent = f.total ? `${f.total} in all, the latest ${f.failures.length} below` : "";
