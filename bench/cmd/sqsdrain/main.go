@@ -55,6 +55,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/palleto/palleto/sqs"
 )
 
 func main() {
@@ -254,7 +256,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	transport.MaxIdleConnsPerHost = 256
 	defer transport.CloseIdleConnections()
 	cfg.HTTPClient = &http.Client{Transport: transport}
-	client := awssqs.NewFromConfig(cfg)
+	// As a Source's client is built (sqs.CopyRequestBodies): an answer that a fast endpoint
+	// gives before net/http has read the request's body would otherwise be lost and retried,
+	// on every side alike.
+	client := awssqs.NewFromConfig(cfg, sqs.CopyRequestBodies)
 
 	if o.queueName != "" {
 		out, err := client.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: &o.queueName})
