@@ -592,8 +592,12 @@ func TestRunSweepsCrashLeftovers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		long := time.Now().Add(-time.Hour)
+		// The crash was a second ago, and left a file of an hour ago too.
+		long, recent := time.Now().Add(-time.Hour), time.Now().Add(-time.Second)
 		if err := os.Chtimes(old, long, long); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(fresh, recent, recent); err != nil {
 			t.Fatal(err)
 		}
 		e.run(t)

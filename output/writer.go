@@ -113,6 +113,7 @@ type Writer struct {
 	// next Writer's sweep.
 	unclean atomic.Bool
 	failed  atomic.Bool
+	opened  time.Time // when NewWriter began: later temporary files are this Writer's
 
 	// fail, set by tests only, makes the write fail at the named step.
 	fail func(step string) error
@@ -122,6 +123,7 @@ type Writer struct {
 // [Writer]): a directory held by another Writer is an error that wraps ErrInUse. Close
 // releases it.
 func NewWriter(dir string) (*Writer, error) {
+	opened := time.Now()
 	if err := durable.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
@@ -139,7 +141,7 @@ func NewWriter(dir string) (*Writer, error) {
 		d.Close()
 		return nil, fmt.Errorf("output: %w", err)
 	}
-	w := &Writer{dir: dir, root: root, lockFile: d, lockErr: lockErr, dirs: map[string]*resultDir{}}
+	w := &Writer{dir: dir, root: root, lockFile: d, lockErr: lockErr, dirs: map[string]*resultDir{}, opened: opened}
 	w.commits.whole = wholeSync(d)
 	w.commits.spacing = roundSpacing
 	if err := w.mark(); err != nil {
@@ -520,11 +522,17 @@ func (t *pathLocks) lock(key string) (unlock func()) {
 	}
 }
 
+// ownSlack is how far before NewWriter began a temporary file may seem to have been modified
+// and still be taken for the Writer's own: file times come from a clock that ticks every few
+// milliseconds, and a crashed process takes longer than this to be started again.
+const ownSlack = 50 * time.Millisecond
+
 // Sweep removes the temporary files (".palleto-*.tmp") that a crash left under the directory
 // and that are older than age: a write holds its temporary file for milliseconds, so one
 // that old belongs to no write. It stops when ctx ends and returns how many it removed.
 // Result files are never touched: escaped names cannot start with ".palleto-". A Sweep that
-// ends with none left, young or old, makes the Writer clean (see [Writer.Unclean]).
+// ends with none left from before the Writer opened, young or old, makes the Writer clean
+// (see [Writer.Unclean]).
 func (w *Writer) Sweep(ctx context.Context, age time.Duration) (int, error) {
 	cutoff := time.Now().Add(-age)
 	removed, young := 0, 0
@@ -547,7 +555,11 @@ func (w *Writer) Sweep(ctx context.Context, age time.Duration) (int, error) {
 			return err
 		}
 		if info.ModTime().After(cutoff) {
-			young++
+			// Young: kept. One of this Writer's own writes (modified since it opened, give
+			// or take the file system clock's coarseness) is no leftover.
+			if info.ModTime().Before(w.opened.Add(-ownSlack)) {
+				young++
+			}
 			return nil
 		}
 		if err := w.root.Remove(filepath.FromSlash(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {

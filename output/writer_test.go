@@ -706,18 +706,28 @@ func TestOpenMarker(t *testing.T) {
 	w.lockFile.Close()
 	closed(open(true), true) // no Sweep: the next Writer is told too
 	w = open(true)
-	young := filepath.Join(dir, "b", tempPrefix+"young.tmp")
-	if err := os.WriteFile(young, nil, 0o644); err != nil {
+	// A leftover of a crash a second ago (young: kept), and a file of this Writer's own.
+	young, own := filepath.Join(dir, "b", tempPrefix+"young.tmp"), filepath.Join(dir, "b", tempPrefix+"own.tmp")
+	for _, p := range []string{young, own} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := w.opened.Add(-time.Second)
+	if err := os.Chtimes(young, before, before); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := w.Sweep(t.Context(), time.Hour); n != 0 || err != nil || !w.Unclean() {
-		t.Fatalf("Sweep = %d, %v, Unclean %v; want 0, nil, true: a young file was left", n, err, w.Unclean())
+		t.Fatalf("Sweep = %d, %v, Unclean %v; want 0, nil, true: a young leftover was left", n, err, w.Unclean())
 	}
 	if err := os.Remove(young); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := w.Sweep(t.Context(), time.Hour); n != 0 || err != nil || w.Unclean() {
-		t.Fatalf("Sweep = %d, %v, Unclean %v; want 0, nil, false", n, err, w.Unclean())
+		t.Fatalf("Sweep = %d, %v, Unclean %v; want 0, nil, false: only the Writer's own file is left", n, err, w.Unclean())
+	}
+	if err := os.Remove(own); err != nil {
+		t.Fatal(err)
 	}
 	closed(w, false)
 
