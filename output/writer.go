@@ -524,8 +524,9 @@ func (t *pathLocks) lock(key string) (unlock func()) {
 
 // ownSlack is how far before NewWriter began a temporary file may seem to have been modified
 // and still be taken for the Writer's own: file times come from a clock that ticks every few
-// milliseconds, and a crashed process takes longer than this to be started again.
-const ownSlack = 50 * time.Millisecond
+// milliseconds (up to 10). A crashed writer's last file is older than that: a process takes
+// longer to be started again and reach NewWriter (palleto run: 40 ms or more).
+const ownSlack = 20 * time.Millisecond
 
 // Sweep removes the temporary files (".palleto-*.tmp") that a crash left under the directory
 // and that are older than age: a write holds its temporary file for milliseconds, so one

@@ -320,6 +320,10 @@ func TestKillNineThenRestart(t *testing.T) {
 		if done == 0 || done > let {
 			t.Fatalf("kill came at %d of %d results, with %d downloads let through: the test proves nothing", done, n, let)
 		}
+		marker := filepath.Join(out, output.OpenMarker)
+		if _, err := os.Stat(marker); err != nil {
+			t.Errorf("the killed run left no %s, so the next run would not sweep: %v", output.OpenMarker, err)
+		}
 
 		// Restart and drain, straight to the backend.
 		cmd = exec.Command(bin, append(args, "--drain")...)
@@ -342,8 +346,14 @@ func TestKillNineThenRestart(t *testing.T) {
 		if attrs.Attributes["ApproximateNumberOfMessages"] != "0" || attrs.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" {
 			t.Fatalf("queue not empty after the restart: %v", attrs.Attributes)
 		}
-		if leftovers, _ := filepath.Glob(filepath.Join(out, "*", ".palleto-*")); len(leftovers) > 0 {
+		// The restart keeps the marker only while the kill's temporary files are left (they
+		// are young yet), so that a later run sweeps them.
+		leftovers, _ := filepath.Glob(filepath.Join(out, "*", ".palleto-*"))
+		if len(leftovers) > 0 {
 			t.Logf("temporary files left by the kill (harmless): %v", leftovers)
+		}
+		if _, err := os.Stat(marker); (err == nil) != (len(leftovers) > 0) {
+			t.Errorf("after the restart, %s there: %v, with %d temporary files left", output.OpenMarker, err == nil, len(leftovers))
 		}
 	})
 }
