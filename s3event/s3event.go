@@ -149,7 +149,18 @@ func Parse(body []byte) (Notification, error) {
 // "eTag" (moto) fill "etag" (AWS) below.
 type envelope struct {
 	Records json.RawMessage `json:"Records"`
+	others
+}
 
+// recordsEnvelope is envelope with its records decoded in the same pass: the
+// common case, S3's own notification, read once (see parse).
+type recordsEnvelope struct {
+	Records []record `json:"Records"`
+	others
+}
+
+// others are the fields of the envelopes other than S3's own.
+type others struct {
 	// SNS
 	Type    string  `json:"Type"`
 	Message *string `json:"Message"`
@@ -165,7 +176,25 @@ type envelope struct {
 	Detail     json.RawMessage `json:"detail"`
 }
 
+// parse reads body in one pass when it is an S3 notification whose records all decode, and
+// otherwise as envelope, record by record: the answer is the same either way, and only the
+// second tells which record is malformed.
 func parse(body []byte, allowSNS bool) (Notification, error) {
+	var env recordsEnvelope
+	if json.Unmarshal(body, &env) == nil && len(env.Records) > 0 {
+		var n Notification
+		for i := range env.Records {
+			if err := n.add(i, &env.Records[i]); err != nil {
+				return Notification{}, err
+			}
+		}
+		return n, nil
+	}
+	return parseEach(body, allowSNS)
+}
+
+// parseEach reads body as envelope, then its records one by one.
+func parseEach(body []byte, allowSNS bool) (Notification, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return Notification{}, &ParseError{Record: -1, Reason: "body is not a JSON object", Err: err}
@@ -230,53 +259,61 @@ func parseRecords(raw json.RawMessage) (Notification, error) {
 	}
 	var n Notification
 	for i, rr := range recs {
-		fail := func(reason string, err error) (Notification, error) {
-			return Notification{}, &ParseError{Envelope: "s3", Record: i, Reason: reason, Err: err}
-		}
 		var r record
 		if err := json.Unmarshal(rr, &r); err != nil {
-			return fail("malformed record", err)
+			return Notification{}, &ParseError{Envelope: "s3", Record: i, Reason: "malformed record", Err: err}
 		}
-		name := strings.TrimPrefix(r.EventName, "s3:")
-		if name == "" {
-			return fail("no eventName", nil)
+		if err := n.add(i, &r); err != nil {
+			return Notification{}, err
 		}
-		if !strings.HasPrefix(name, "ObjectCreated:") {
-			n.Skipped = append(n.Skipped, name)
-			continue
-		}
-		if r.S3 == nil {
-			return fail("no s3 section", nil)
-		}
-		o := r.S3.Object
-		if r.S3.Bucket.Name == "" {
-			return fail("no bucket name", nil)
-		}
-		if o.Key == nil || *o.Key == "" {
-			return fail("no object key", nil)
-		}
-		key, err := url.QueryUnescape(*o.Key)
-		if err != nil {
-			return fail(fmt.Sprintf("object key %q is not form-encoded", clip(*o.Key)), err)
-		}
-		if reason := checkKey(key); reason != "" {
-			return fail(reason, nil)
-		}
-		if o.Size < 0 {
-			return fail(fmt.Sprintf("negative size %d", o.Size), nil)
-		}
-		n.Objects = append(n.Objects, Object{
-			Bucket:    r.S3.Bucket.Name,
-			Key:       key,
-			VersionID: versionID(o.VersionID),
-			ETag:      o.ETag,
-			Sequencer: o.Sequencer,
-			EventName: name,
-			Size:      o.Size,
-			EventTime: parseTime(r.EventTime),
-		})
 	}
 	return n, nil
+}
+
+// add adds record i to n: an object created, or a skipped event.
+func (n *Notification) add(i int, r *record) error {
+	fail := func(reason string, err error) error {
+		return &ParseError{Envelope: "s3", Record: i, Reason: reason, Err: err}
+	}
+	name := strings.TrimPrefix(r.EventName, "s3:")
+	if name == "" {
+		return fail("no eventName", nil)
+	}
+	if !strings.HasPrefix(name, "ObjectCreated:") {
+		n.Skipped = append(n.Skipped, name)
+		return nil
+	}
+	if r.S3 == nil {
+		return fail("no s3 section", nil)
+	}
+	o := r.S3.Object
+	if r.S3.Bucket.Name == "" {
+		return fail("no bucket name", nil)
+	}
+	if o.Key == nil || *o.Key == "" {
+		return fail("no object key", nil)
+	}
+	key, err := url.QueryUnescape(*o.Key)
+	if err != nil {
+		return fail(fmt.Sprintf("object key %q is not form-encoded", clip(*o.Key)), err)
+	}
+	if reason := checkKey(key); reason != "" {
+		return fail(reason, nil)
+	}
+	if o.Size < 0 {
+		return fail(fmt.Sprintf("negative size %d", o.Size), nil)
+	}
+	n.Objects = append(n.Objects, Object{
+		Bucket:    r.S3.Bucket.Name,
+		Key:       key,
+		VersionID: versionID(o.VersionID),
+		ETag:      o.ETag,
+		Sequencer: o.Sequencer,
+		EventName: name,
+		Size:      o.Size,
+		EventTime: parseTime(r.EventTime),
+	})
+	return nil
 }
 
 type ebDetail struct {

@@ -3,7 +3,9 @@ package s3event
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -337,6 +339,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"detail-type":"Object Created","source":"aws.s3","time":1e300,"detail":{"bucket":{"name":"b"},"object":{"key":"k"}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		n, err := Parse(body)
+		// The one-pass reading gives what reading record by record gives.
+		n2, err2 := parseEach(body, true)
+		if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(n, n2) {
+			t.Fatalf("Parse = %+v, %v; record by record: %+v, %v", n, err, n2, err2)
+		}
 		if err != nil {
 			var pe *ParseError
 			if !errors.Is(err, ErrNotNotification) || !errors.As(err, &pe) {
@@ -407,5 +414,26 @@ func TestLongKeyClippedInError(t *testing.T) {
 	}
 	if n := len(err.Error()); n > 400 {
 		t.Errorf("message of %d bytes for a bad key of %d", n, len(key))
+	}
+}
+
+// Reading an S3 notification in one pass, against reading it record by record (what Parse
+// did before and still does for a body that does not decode in one pass).
+//
+//	go test -run '^$' -bench Parse ./s3event
+func BenchmarkParse(b *testing.B) {
+	body := []byte(awsDocBody)
+	for _, c := range []struct {
+		name  string
+		parse func([]byte, bool) (Notification, error)
+	}{{"one pass", parse}, {"record by record", parseEach}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.parse(body, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
