@@ -19,10 +19,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/internal/leaktest"
 	"github.com/palleto/palleto/jobs"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(leaktest.Main(m)) }
 
 // get makes a request to srv and returns the status and body.
 func do(t *testing.T, srv *httptest.Server, method, path string, hdr map[string]string) (int, string, http.Header) {

@@ -12,11 +12,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/palleto/palleto/flow"
+	"github.com/palleto/palleto/internal/leaktest"
 	"github.com/palleto/palleto/metrics"
 	"github.com/palleto/palleto/metrics/metricstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(leaktest.Main(m)) }
 
 func newObserver(t *testing.T) (*metrics.Observer, *prometheus.Registry) {
 	t.Helper()

@@ -14,9 +14,11 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/palleto/palleto/internal/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(leaktest.Main(m)) }
 
 var secret = []byte("app-secret")
 

@@ -18,16 +18,14 @@
 package awstest
 
 import (
-	"bytes"
 	"context"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/palleto/palleto/internal/leaktest"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/internal/sdkhttp"
 	"github.com/palleto/palleto/local"
@@ -74,55 +72,8 @@ func (b Backend) S3() *s3.Client {
 // Main wraps m so that the package's tests can share one moto_server, stopped
 // when m.Run returns (so before goleak looks for goroutines), and so that
 // goleak does not count the connections of clients whose server has closed
-// (see settled).
-func Main(m moto.TestingM) moto.TestingM { return settled{moto.SharedMain(m)} }
-
-// settled runs the tests, then waits for the goroutines of the HTTP
-// connections that the tests' clients still held to end. A test's cleanup
-// closes its servers, and with them the server side of each connection; the
-// client side ends when its goroutine has read the close, which on a loaded
-// machine (CI's race detector, every package's tests at once) can take longer
-// than goleak waits. A connection still open after settleTimeout is left for
-// goleak to report: its server was never closed.
-type settled struct{ m moto.TestingM }
-
-// settleTimeout bounds the wait of settled.
-const settleTimeout = 10 * time.Second
-
-func (s settled) Run() int {
-	code := s.m.Run()
-	settle(openConns, settleTimeout)
-	return code
-}
-
-// settle waits until count returns 0 or timeout has passed, and reports whether
-// count reached 0.
-func settle(count func() int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for count() > 0 {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
-// openConns counts the goroutines of the process's HTTP client connections
-// (each has a read loop and a write loop).
-func openConns() int {
-	buf := make([]byte, 64<<10)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return bytes.Count(buf, []byte("net/http.(*persistConn).readLoop(")) +
-		bytes.Count(buf, []byte("net/http.(*persistConn).writeLoop("))
-}
+// (see leaktest.Main).
+func Main(m moto.TestingM) moto.TestingM { return leaktest.Main(moto.SharedMain(m)) }
 
 // Each runs f as subtest "local" against a fresh embedded server, and as
 // subtest "moto" against the package's shared moto_server, skipped when

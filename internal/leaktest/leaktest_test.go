@@ -1,4 +1,4 @@
-package awstest
+package leaktest
 
 import (
 	"io"
