@@ -40,7 +40,9 @@
 //     receive count (a backoff.Policy: Immediate, Fixed, Exponential), so that the queue's
 //     redrive policy moves a message that keeps failing to its dead-letter queue. A failure
 //     on the last delivery that policy allows (as Check read it) is made visible at once
-//     instead: SQS moves the message at the next receive, and no delay holds that up. With
+//     instead: SQS moves the message at the next receive, and no delay holds that up. A
+//     message that comes more often than that policy allows shows that the policy has
+//     changed since: from then on every failure waits its delay (a warning says so). With
 //     Config.DeadLetterQueueURL, a failure whose error wraps ErrPermanent (see Permanent) is
 //     sent there at once, body and message attributes kept, and deleted.
 //   - Released (the pipeline shut down before the message finished): visibility 0, at once.

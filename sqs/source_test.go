@@ -761,13 +761,50 @@ func TestLastDeliveryFailureNotDelayed(t *testing.T) {
 		if err := s.Check(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		for delivery, want := range []int32{10, 0, 0} {
+		for delivery, want := range []int32{10, 0} {
 			msgs := receive(t, s, 1)
 			ack(msgs, flow.Failed, errors.New("boom"))
 			time.Sleep(time.Second)
 			calls := f.callsOf("ChangeMessageVisibilityBatch")
 			if got := calls[len(calls)-1].Entries[0].Timeout; got != want {
 				t.Fatalf("failure on delivery %d of 2: visibility %ds, want %d", delivery+1, got, want)
+			}
+		}
+	})
+}
+
+// A message that comes more often than the redrive policy that Check read allows says that
+// the policy has changed (here it is removed): from then on failures wait their retry delay,
+// so that a poison message is not redelivered at once without end.
+func TestRedrivePolicyChangedWhileRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(qURL)
+		f.queues[qURL].redrive = `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq","maxReceiveCount":2}`
+		f.put(qURL, "a", "b")
+		retry := &backoff.Policy{Base: 10 * time.Second, Max: time.Hour}
+		s := start(t, f, Config{Retry: retry})
+		if err := s.Check(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		f.queues[qURL].redrive = "" // removed after the check; the fake never dead-letters
+		fail := func(body string) int32 {
+			t.Helper()
+			for {
+				msgs := receive(t, s, 1)
+				if msgs[0].Data.Body != body {
+					ack(msgs, flow.Succeeded, nil)
+					continue
+				}
+				ack(msgs, flow.Failed, errors.New("boom"))
+				time.Sleep(time.Second)
+				calls := f.callsOf("ChangeMessageVisibilityBatch")
+				return calls[len(calls)-1].Entries[0].Timeout
+			}
+		}
+		want := func(delivery int) int32 { return int32(retry.Delay(delivery) / time.Second) }
+		for delivery, w := range []int32{want(1), 0, want(3), want(4)} {
+			if got := fail("a"); got != w {
+				t.Fatalf("failure on delivery %d, policy of 2 removed: visibility %ds, want %d", delivery+1, got, w)
 			}
 		}
 	})

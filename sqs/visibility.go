@@ -1,6 +1,7 @@
 package sqs
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -26,9 +27,21 @@ func (s *Source) releaseLocked(e *entry, now time.Time) {
 // failed on the delivery that the queue's redrive policy allows last is made visible at once
 // instead: SQS delivers it no more, but moves it to the dead-letter queue at the next receive,
 // and a delay would only put that off (and a drain's end with it).
+//
+// SQS delivers no message more often than the policy allows, so a message that comes more
+// often says that the policy changed since Check read it (it was raised, or removed). Which
+// delivery is the last is then not known: from then on every failure waits its retry delay,
+// as on a queue without a policy. Without this, a policy removed while the source runs would
+// have every failure of a poison message redelivered at once, again and again.
 func (s *Source) retryLocked(e *entry, now time.Time) {
-	hide := s.cfg.Retry.Delay(max(e.msg.ReceiveCount, 1))
-	if s.redriveMax > 0 && e.msg.ReceiveCount >= s.redriveMax {
+	n := e.msg.ReceiveCount
+	hide := s.cfg.Retry.Delay(max(n, 1))
+	switch {
+	case s.redriveMax > 0 && n > s.redriveMax:
+		s.logLocked(slog.LevelWarn, "the queue's redrive policy has changed since start-up: a message came more often than its maxReceiveCount; failures now wait their retry delay on every delivery",
+			slog.Int("max_receive_count", s.redriveMax), slog.Int("receive_count", n))
+		s.redriveMax = 0
+	case s.redriveMax > 0 && n == s.redriveMax:
 		hide = 0
 	}
 	s.changeLocked(e, toRetry, hide, now)
