@@ -114,7 +114,7 @@ func (a *adminQueue) QueueDepth(ctx context.Context) (admin.QueueDepth, error) {
 // messageFailure describes the failure of an SQS message of a run: the stage and the object
 // where it failed, when the error says.
 func messageFailure(m *ticket, err error) admin.Failure {
-	f := admin.Failure{MessageID: m.id, Attempt: m.attempt, Error: errString(err)}
+	f := admin.Failure{MessageID: m.msg.Data.ID, Attempt: m.msg.Data.ReceiveCount, Error: errString(err)}
 	var oe *ObjectError
 	switch {
 	case errors.As(err, &oe):

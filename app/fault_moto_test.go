@@ -135,11 +135,11 @@ func (e *env) waitResults(t *testing.T, keys ...string) {
 
 // A result directory that cannot be made (a file stands where the bucket's directory goes):
 // intake pauses and /healthz says so; nothing reaches the dead-letter queue, though the
-// queue's maxReceiveCount is 2; once the directory can be made, the run resumes and writes
-// every result.
+// queue's maxReceiveCount is 1 (a message put back would be moved there at its next receive);
+// once the directory can be made, the run resumes and writes every result.
 func TestUnwritableResultsPauseThenRecover(t *testing.T) {
 	awstest.Each(t, func(t *testing.T, bk awstest.Backend) {
-		e := newEnv(t, bk, 2)
+		e := newEnv(t, bk, 1)
 		r := startFaultRun(t, e)
 		blocker := filepath.Join(e.out, strings.Split(filepath.ToSlash(output.RelPath(e.bucket, "k")), "/")[0])
 		if err := os.WriteFile(blocker, []byte("not a directory"), 0o644); err != nil {

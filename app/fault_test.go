@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -17,9 +18,11 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/palleto/palleto/flow"
 	"github.com/palleto/palleto/internal/moto"
 	"github.com/palleto/palleto/object"
 	"github.com/palleto/palleto/output"
+	"github.com/palleto/palleto/sqs"
 )
 
 // getObjectError is the SDK's error for a GetObject sent to endpoint (one attempt), resolving
@@ -145,4 +148,61 @@ func TestFaultClassification(t *testing.T) {
 			t.Errorf("%s: environment's %v, want %v", c.name, got, c.env)
 		}
 	}
+}
+
+// A message that fails by a fault of the environment on the last delivery that the queue's
+// redrive policy allows is kept, not put back (SQS would move it to the dead-letter queue at
+// its next receive), and handed out again once intake resumes: also to a Receive that was
+// already waiting on the source, which has nothing more to bring.
+func TestLastDeliveryKeptThroughAPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var healthy atomic.Bool
+		fault := &envFault{err: errors.New("disk full"), probe: func(context.Context) error {
+			if healthy.Load() {
+				return nil
+			}
+			return errors.New("still full")
+		}}
+		ctx, cancel := context.WithCancel(t.Context())
+		g := newGate(slog.New(slog.DiscardHandler), time.Hour, func(error) {})
+		done := make(chan struct{})
+		go func() { defer close(done); g.run(ctx) }()
+		src := &ackRecorder{maxReceive: 1, batches: [][]sqs.Message{{{ID: "m1", ReceiveCount: 1}}}}
+		led := newLedger(src, g, true)
+
+		first, err := led.Receive(ctx, 10)
+		if err != nil || len(first) != 1 {
+			t.Fatalf("Receive = %v, %v", first, err)
+		}
+		again := make(chan []flow.Message[sqs.Message], 1)
+		go func() {
+			msgs, _ := led.Receive(ctx, 10) // waits on the source, which has nothing more
+			again <- msgs
+		}()
+		synctest.Wait()
+		led.Acknowledge([]flow.Result{{Token: first[0].Token, Status: flow.Failed, Err: fault}})
+		if len(src.results) != 0 {
+			t.Fatalf("the source was told %+v; want the message kept", src.results)
+		}
+		time.Sleep(10 * time.Second)
+		select {
+		case msgs := <-again:
+			t.Fatalf("handed out %v while intake is paused", msgs)
+		default:
+		}
+		healthy.Store(true)
+		msgs := <-again
+		if len(msgs) != 1 || msgs[0].Data.ID != "m1" {
+			t.Fatalf("once intake resumed, Receive = %+v; want m1 again", msgs)
+		}
+		led.Acknowledge([]flow.Result{{Token: msgs[0].Token, Status: flow.Succeeded}})
+		if len(src.results) != 1 || src.results[0].Status != flow.Succeeded || src.results[0].Token != "m1" {
+			t.Fatalf("the source was told %+v; want m1 succeeded", src.results)
+		}
+		if tl := led.tally(); tl.Succeeded != 1 || tl.Released != 0 || tl.Failed() != 0 {
+			t.Errorf("tally %+v; want 1 succeeded", tl)
+		}
+		cancel()
+		<-done
+	})
 }

@@ -15,17 +15,22 @@ import (
 	"github.com/palleto/palleto/sqs"
 )
 
-// messageSource is what the ledger needs of the SQS source: its messages and their outcomes.
+// messageSource is what the ledger needs of the SQS source: its messages, their outcomes, and
+// which deliveries are the last that the queue's redrive policy allows (see sqs.Source).
 type messageSource interface {
 	flow.Source[sqs.Message]
 	flow.Acknowledger
+	LastDelivery(receiveCount int) bool
 }
 
 // A ledger stands between the SQS source and the pipeline. It sees every message's outcome
-// on its way back to the source: a failure that is the environment's is handed on as a
-// release (the message does not pay for it) and pauses intake at the gate, where Receive
-// waits. It keeps, when asked to (a drain run, whose size the queue bounds), the last outcome
-// of each distinct message for the summary and the exit status.
+// on its way back to the source: a failure that is the environment's pauses intake at the
+// gate, where Receive waits, and the message does not pay for it. It is handed on as a
+// release; or, on the last delivery that the queue's redrive policy allows (a release would
+// have SQS move it to the dead-letter queue at its next receive), kept: held by the source,
+// whose heartbeat keeps it hidden, and handed out again once intake resumes. It keeps, when
+// asked to (a drain run, whose size the queue bounds), the last outcome of each distinct
+// message for the summary and the exit status.
 type ledger struct {
 	src  messageSource
 	gate *gate
@@ -36,8 +41,14 @@ type ledger struct {
 
 	mu     sync.Mutex
 	last   map[string]outcome
-	parked []flow.Message[sqs.Message] // received while intake was paused
+	parked []flow.Message[sqs.Message] // received while intake was paused, or kept (see ledger)
+	// calls are the source's Receive calls in progress. Acknowledge cancels them when it keeps
+	// a message: their callers then hand it out once intake resumes, instead of waiting for
+	// the source to bring something (it may have nothing more).
+	calls map[*receiveCall]struct{}
 }
+
+type receiveCall struct{ cancel context.CancelFunc }
 
 // An outcome is how a message's last delivery in this run ended.
 type outcome struct {
@@ -56,16 +67,12 @@ const (
 
 // ticket is the token the pipeline carries for a message in place of the source's own.
 type ticket struct {
-	id, body string
-	attempt  int // the message's receive count
-	token    any
-	// sentAt and firstRecv are SQS's (SentTimestamp, ApproximateFirstReceiveTimestamp);
-	// handedOut is when the ledger handed the message to the pipeline.
-	sentAt, firstRecv, handedOut time.Time
+	msg       flow.Message[sqs.Message] // as the source handed it to the ledger
+	handedOut time.Time                 // when the ledger handed it to the pipeline
 }
 
 func newLedger(src messageSource, g *gate, keep bool) *ledger {
-	l := &ledger{src: src, gate: g, keep: keep}
+	l := &ledger{src: src, gate: g, keep: keep, calls: map[*receiveCall]struct{}{}}
 	if keep {
 		l.last = map[string]outcome{}
 	}
@@ -77,7 +84,9 @@ func newLedger(src messageSource, g *gate, keep bool) *ledger {
 // is made (each counts towards the queue's maxReceiveCount). Receives already waiting in the
 // source when the pause began are let finish (cancelling them would leave what SQS took for
 // them hidden until the visibility timeout); what they bring is parked here, kept invisible by
-// the source's heartbeat, and handed out first once intake resumes.
+// the source's heartbeat, and handed out first once intake resumes, as are the messages that
+// Acknowledge keeps. Cancelling a call to the source's Receive (as Acknowledge does) ends
+// only the wait: the source's receives in flight go on, and what they bring waits there.
 func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message], error) {
 	for {
 		if err := l.gate.wait(ctx); err != nil {
@@ -91,8 +100,18 @@ func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message
 			l.mu.Unlock()
 			return l.own(msgs), nil
 		}
+		callCtx, cancel := context.WithCancel(ctx)
+		call := &receiveCall{cancel: cancel}
+		l.calls[call] = struct{}{}
 		l.mu.Unlock()
-		msgs, err := l.src.Receive(ctx, n)
+		msgs, err := l.src.Receive(callCtx, n)
+		l.mu.Lock()
+		delete(l.calls, call)
+		l.mu.Unlock()
+		cancel()
+		if len(msgs) == 0 && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			continue // Acknowledge kept a message: see calls
+		}
 		if len(msgs) > 0 && l.gate.paused() {
 			l.mu.Lock()
 			l.parked = append(l.parked, msgs...)
@@ -112,9 +131,7 @@ func (l *ledger) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message
 func (l *ledger) own(msgs []flow.Message[sqs.Message]) []flow.Message[sqs.Message] {
 	now := time.Now()
 	for i := range msgs {
-		m := &msgs[i].Data
-		msgs[i].Token = &ticket{id: m.ID, body: m.Body, attempt: m.ReceiveCount, token: msgs[i].Token,
-			sentAt: m.SentAt, firstRecv: m.FirstReceivedAt, handedOut: now}
+		msgs[i].Token = &ticket{msg: msgs[i], handedOut: now}
 		msgs[i].Acker = l
 	}
 	if l.keep && len(msgs) > 0 {
@@ -169,12 +186,22 @@ func (l *ledger) Acknowledge(results []flow.Result) {
 				"message_id", over.messageID, "bucket", over.bucket, "key", over.key, "limit", over.limit)
 			r.Status, r.Err = flow.Released, nil
 		case r.Status == flow.Failed && l.gate.report(r.Err):
+			if l.src.LastDelivery(t.msg.Data.ReceiveCount) {
+				l.parked = append(l.parked, t.msg) // kept: see ledger
+				for c := range l.calls {
+					c.cancel()
+				}
+				if l.keep {
+					l.last[t.msg.Data.ID] = outcome{kind: outcomeInFlight}
+				}
+				continue
+			}
 			r.Status, r.Err = flow.Released, nil
 		}
 		if l.keep {
-			l.last[t.id] = outcomeOf(r)
+			l.last[t.msg.Data.ID] = outcomeOf(r)
 		}
-		r.Token = t.token
+		r.Token = t.msg.Token
 		fwd = append(fwd, r)
 	}
 	l.mu.Unlock()

@@ -78,15 +78,15 @@ func (p *pool) sqsOutcome(rp *sqs.Redrive) func(*ticket, flow.Result) {
 		if r.Status == flow.Released {
 			return
 		}
-		if m.attempt == 1 && !m.sentAt.IsZero() {
-			p.jm.Waited(m.handedOut.Sub(m.sentAt)) // a retry's wait is SQS's to know
+		if m.msg.Data.ReceiveCount == 1 && !m.msg.Data.SentAt.IsZero() {
+			p.jm.Waited(m.handedOut.Sub(m.msg.Data.SentAt)) // a retry's wait is SQS's to know
 		}
 		p.jm.Ran(time.Since(m.handedOut))
 		if r.Status != flow.Failed {
 			return
 		}
-		p.failed(admin.Failure{JobID: m.body, MessageID: m.id, Stage: "workers", Attempt: m.attempt, Error: errString(r.Err),
-			Next: retryNext(m.attempt, r.Err, backoff.Default(), "", rp)})
+		p.failed(admin.Failure{JobID: m.msg.Data.Body, MessageID: m.msg.Data.ID, Stage: "workers", Attempt: m.msg.Data.ReceiveCount, Error: errString(r.Err),
+			Next: retryNext(m.msg.Data.ReceiveCount, r.Err, backoff.Default(), "", rp)})
 	}
 }
 

@@ -172,12 +172,12 @@ func run(ctx context.Context, cfg Config) (sum Summary, err error) {
 	outcome := func(m *ticket, r flow.Result) {
 		switch r.Status {
 		case flow.Succeeded:
-			if rm != nil && !m.firstRecv.IsZero() {
-				rm.MessageDone(time.Since(m.firstRecv))
+			if rm != nil && !m.msg.Data.FirstReceivedAt.IsZero() {
+				rm.MessageDone(time.Since(m.msg.Data.FirstReceivedAt))
 			}
 		case flow.Failed:
 			f := messageFailure(m, r.Err)
-			f.Next = retryNext(m.attempt, r.Err, sqsCfg.Retry, cfg.DLQURL, redrive.policy())
+			f.Next = retryNext(m.msg.Data.ReceiveCount, r.Err, sqsCfg.Retry, cfg.DLQURL, redrive.policy())
 			failures.Add(f)
 			logFailure(log, f)
 		}

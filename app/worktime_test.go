@@ -24,7 +24,11 @@ type ackRecorder struct {
 	mu      sync.Mutex
 	batches [][]sqs.Message
 	results []flow.Result
+	// maxReceive is the queue's maxReceiveCount, 0 for no redrive policy.
+	maxReceive int
 }
+
+func (a *ackRecorder) LastDelivery(n int) bool { return a.maxReceive > 0 && n >= a.maxReceive }
 
 func (a *ackRecorder) Receive(ctx context.Context, n int) ([]flow.Message[sqs.Message], error) {
 	a.mu.Lock()
@@ -124,7 +128,7 @@ func TestWorkCutOffAtMaxWorkTime(t *testing.T) {
 				failures++
 			}
 		}
-		led.Acknowledge([]flow.Result{{Token: &ticket{id: "m1", attempt: 1, token: "source's"}, Status: flow.Failed, Err: r.err}})
+		led.Acknowledge([]flow.Result{{Token: &ticket{msg: flow.Message[sqs.Message]{Data: sqs.Message{ID: "m1", ReceiveCount: 1}, Token: "source's"}}, Status: flow.Failed, Err: r.err}})
 		if len(src.results) != 1 || src.results[0].Status != flow.Released || src.results[0].Err != nil || src.results[0].Token != "source's" {
 			t.Fatalf("the source was told %+v; want the message released", src.results)
 		}

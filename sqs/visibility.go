@@ -41,10 +41,23 @@ func (s *Source) retryLocked(e *entry, now time.Time) {
 		s.logLocked(slog.LevelWarn, "the queue's redrive policy has changed since start-up: a message came more often than its maxReceiveCount; failures now wait their retry delay on every delivery",
 			slog.Int("max_receive_count", s.redriveMax), slog.Int("receive_count", n))
 		s.redriveMax = 0
-	case s.redriveMax > 0 && n == s.redriveMax:
+	case s.lastDeliveryLocked(n):
 		hide = 0
 	}
 	s.changeLocked(e, toRetry, hide, now)
+}
+
+// LastDelivery reports whether a message delivered for the receiveCount-th time is on the last
+// delivery that the queue's redrive policy allows, as Check read it: made visible again, it
+// would be moved to the dead-letter queue at its next receive. False when no policy is known.
+func (s *Source) LastDelivery(receiveCount int) bool {
+	s.mu.Lock()
+	defer s.unlock()
+	return s.lastDeliveryLocked(receiveCount)
+}
+
+func (s *Source) lastDeliveryLocked(receiveCount int) bool {
+	return s.redriveMax > 0 && receiveCount >= s.redriveMax
 }
 
 // changeLocked moves e to next (toRelease or toRetry) and queues the visibility change. An
