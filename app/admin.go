@@ -135,7 +135,7 @@ func retryNext(receiveCount int, err error, retry *backoff.Policy, dlqURL string
 		return "moved to the dead-letter queue"
 	}
 	receiveCount = max(receiveCount, 1)
-	if rp != nil && rp.MaxReceiveCount > 0 && receiveCount >= rp.MaxReceiveCount {
+	if rp != nil && rp.MaxReceiveCount > 0 && receiveCount == rp.MaxReceiveCount {
 		return fmt.Sprintf("dead-lettered by the queue's redrive policy (receive %d of %d)", receiveCount, rp.MaxReceiveCount)
 	}
 	when := "retried at once"
@@ -143,6 +143,10 @@ func retryNext(receiveCount int, err error, retry *backoff.Policy, dlqURL string
 		when = "retried within " + step.Round(time.Millisecond).String()
 	}
 	switch {
+	case rp != nil && rp.MaxReceiveCount > 0 && receiveCount > rp.MaxReceiveCount:
+		// Delivered more often than the policy read at start-up allows: it has changed, and the
+		// source lets every failure wait its delay (see sqs.Source).
+		return when + ", the queue's redrive policy has changed since start-up"
 	case rp == nil:
 		return when + ", unless the queue's redrive policy moves it"
 	case rp.MaxReceiveCount == 0:

@@ -25,7 +25,7 @@ func TestRetryNext(t *testing.T) {
 		{1, failed, "", five, "retried within 1s (receive 1 of 5, then dead-lettered)"},
 		{3, failed, "", five, "retried within 4s (receive 3 of 5, then dead-lettered)"},
 		{5, failed, "", five, "dead-lettered by the queue's redrive policy (receive 5 of 5)"},
-		{7, failed, "", five, "dead-lettered by the queue's redrive policy (receive 7 of 5)"}, // a policy changed meanwhile
+		{7, failed, "", five, "retried within 4s, the queue's redrive policy has changed since start-up"},
 		{2, failed, "", &sqs.Redrive{}, "retried within 2s, no dead-letter queue"},
 		{2, failed, "", nil, "retried within 2s, unless the queue's redrive policy moves it"},
 		{0, failed, "", five, "retried within 1s (receive 1 of 5, then dead-lettered)"}, // no count: the first
